@@ -1,0 +1,165 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The parsers below take a trimmed, non-empty cell and return a *valueError
+// saying what is wrong and what was expected.
+
+const exampleGUID = "3f2a8c1e-5b7d-4e7a-9c1f-2d3e4f5a6b7c"
+
+func parseCertificateID(s string) (int, error) {
+	const expected = "a positive whole number, the Command certificate id, e.g. 1234"
+	if strings.Trim(s, "0123456789") != "" {
+		return 0, &valueError{problem: "not a positive integer", value: s, expected: expected}
+	}
+	// Command ids are 32-bit.
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, &valueError{problem: "too large for a certificate id", value: s, expected: "at most 2147483647"}
+	}
+	if n == 0 {
+		return 0, &valueError{problem: "not a positive integer", value: s, expected: expected}
+	}
+	return int(n), nil
+}
+
+func parseThumbprint(s string) (string, error) {
+	const expected = "40 hex digits (a SHA-1 thumbprint); ':', ' ' and '-' separators are allowed"
+	t := strings.Map(func(r rune) rune {
+		if r == ':' || r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, s)
+	for _, r := range t {
+		if !isHex(r) {
+			return "", &valueError{problem: fmt.Sprintf("not a thumbprint (%q is not a hex digit)", r), value: s, expected: expected}
+		}
+	}
+	if len(t) != 40 {
+		return "", &valueError{problem: fmt.Sprintf("not a thumbprint (%d hex digits)", len(t)), value: s, expected: expected}
+	}
+	return strings.ToUpper(t), nil
+}
+
+func parseGUID(s string) (string, error) {
+	g := s
+	if strings.HasPrefix(g, "{") && strings.HasSuffix(g, "}") {
+		g = g[1 : len(g)-1]
+	}
+	ok := len(g) == 36
+	for i := 0; ok && i < len(g); i++ {
+		switch i {
+		case 8, 13, 18, 23:
+			ok = g[i] == '-'
+		default:
+			ok = isHex(rune(g[i]))
+		}
+	}
+	if !ok {
+		return "", &valueError{problem: "not a GUID", value: s, expected: "8-4-4-4-12 hex digits, e.g. " + exampleGUID}
+	}
+	return strings.ToLower(g), nil
+}
+
+func isHex(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "true", "yes", "1":
+		return true, nil
+	case "false", "no", "0":
+		return false, nil
+	}
+	return false, &valueError{problem: "not true or false", value: s, expected: "true or false (yes/no and 1/0 also work)"}
+}
+
+// parseProperties never shows the cell: entry parameters can hold secrets.
+func parseProperties(s string) (map[string]any, error) {
+	const expected = `a JSON object, e.g. {"ProviderName":"Microsoft Strong Cryptographic Provider"}`
+	dec := json.NewDecoder(strings.NewReader(s))
+	// Keep numbers exactly as written, they are sent back to Command.
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, &valueError{problem: "not valid JSON: " + jsonProblem(err), expected: expected}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &valueError{problem: "not valid JSON: more data after the object", expected: expected}
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, &valueError{problem: "not a JSON object but " + jsonKind(v), expected: expected}
+	}
+	return m, nil
+}
+
+// jsonProblem describes a decoding error without quoting the input.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("%s at byte %d", syn.Error(), syn.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	default:
+		return "malformed"
+	}
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+func parseJobTime(s string) (time.Time, error) {
+	const expected = "an ISO 8601 UTC time with Z or an offset, e.g. 2026-11-24T02:00:00Z"
+	// RFC 3339 allows lower-case t and z; Go's parser does not.
+	u := strings.ToUpper(s)
+	t, err := time.Parse(time.RFC3339Nano, u)
+	if err == nil {
+		return t.UTC(), nil
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.999999999", u); err == nil {
+		return time.Time{}, &valueError{problem: "no time zone", value: s, expected: "Z or an offset such as +02:00 at the end, e.g. 2026-11-24T02:00:00Z"}
+	}
+	return time.Time{}, &valueError{problem: "not an ISO 8601 time", value: s, expected: expected}
+}
+
+// emptyLine reports whether every cell is blank, as in the ",,,," lines that
+// spreadsheets leave at the end of an export.
+func emptyLine(record []string) bool {
+	for _, c := range record {
+		if strings.TrimSpace(c) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+func stripBOM(b []byte) []byte { return bytes.TrimPrefix(b, bom) }
