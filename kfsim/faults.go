@@ -1,0 +1,314 @@
+package kfsim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fault kinds, as written in fault specs.
+const (
+	kind500        = "500"
+	kind503        = "503"
+	kind429        = "429"
+	kindDropBefore = "drop-before"
+	kindDropAfter  = "drop-after"
+	kindSlowBody   = "slow-body"
+	kindMalformed  = "malformed-json"
+	kindLatency    = "latency"
+)
+
+var faultKinds = []string{kind500, kind503, kind429, kindDropBefore, kindDropAfter, kindSlowBody, kindMalformed, kindLatency}
+
+// endpointKeys are the keys faults and the ledger use for routes.
+var endpointKeys = []string{"status", "permissions", "certificate", "certificates", "stores", "store", "renew", "deploy", "token", "*"}
+
+// Defaults for fault parameters.
+const (
+	defaultRetryAfter   = time.Second
+	defaultLatency      = 500 * time.Millisecond
+	defaultSlowBodyTime = time.Second
+)
+
+// FaultRule injects one kind of failure into requests of one endpoint.
+// Without Times or Probability it hits every matching request after the
+// first Skip; with Times it hits the first Times of them; with Probability
+// each one is hit with that chance, drawn from a source seeded by
+// Options.Seed, so the same requests in the same order fail the same way.
+// Rules apply in order; a latency rule adds its delay and lets later rules
+// look at the request too, any other kind ends the search.
+type FaultRule struct {
+	Endpoint    string // an endpoint key ("renew", "deploy", …) or "*"
+	Kind        string // 500, 503, 429, drop-before, drop-after, slow-body, malformed-json, latency
+	Times, Skip int
+	Probability float64
+	RetryAfter  time.Duration // 429 (default 1s) and 503 (none by default): the Retry-After header
+	Delay       time.Duration // latency (default 500ms), slow-body (default 1s)
+}
+
+// String renders the rule in the spec syntax ParseFault reads.
+func (r FaultRule) String() string {
+	var opts []string
+	if r.Times > 0 {
+		opts = append(opts, "times="+strconv.Itoa(r.Times))
+	}
+	if r.Skip > 0 {
+		opts = append(opts, "skip="+strconv.Itoa(r.Skip))
+	}
+	if r.Probability > 0 {
+		opts = append(opts, "p="+strconv.FormatFloat(r.Probability, 'g', -1, 64))
+	}
+	if r.RetryAfter > 0 {
+		opts = append(opts, "retry-after="+r.RetryAfter.String())
+	}
+	if r.Delay > 0 {
+		opts = append(opts, "delay="+r.Delay.String())
+	}
+	s := r.Endpoint + ":" + r.Kind
+	if len(opts) > 0 {
+		s += ":" + strings.Join(opts, ",")
+	}
+	return s
+}
+
+// ParseFault reads "ENDPOINT:KIND[:key=val,...]", e.g. "renew:drop-after:times=1",
+// "deploy:429:times=3,retry-after=1s", "*:503:p=0.1". Keys: times, skip,
+// p (or probability), retry-after, delay.
+func ParseFault(spec string) (FaultRule, error) {
+	parts := strings.SplitN(strings.TrimSpace(spec), ":", 3)
+	if len(parts) < 2 {
+		return FaultRule{}, fmt.Errorf("parse fault %q: want ENDPOINT:KIND[:key=val,...]", spec)
+	}
+	r := FaultRule{Endpoint: strings.ToLower(strings.TrimSpace(parts[0])), Kind: strings.ToLower(strings.TrimSpace(parts[1]))}
+	if !contains(endpointKeys, r.Endpoint) {
+		return FaultRule{}, fmt.Errorf("parse fault %q: unknown endpoint %q (want one of %s)", spec, parts[0], strings.Join(endpointKeys, ", "))
+	}
+	if !contains(faultKinds, r.Kind) {
+		return FaultRule{}, fmt.Errorf("parse fault %q: unknown kind %q (want one of %s)", spec, parts[1], strings.Join(faultKinds, ", "))
+	}
+	if len(parts) == 3 && strings.TrimSpace(parts[2]) != "" {
+		for _, kv := range strings.Split(parts[2], ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok {
+				return FaultRule{}, fmt.Errorf("parse fault %q: option %q is not key=value", spec, kv)
+			}
+			k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+			var err error
+			switch k {
+			case "times":
+				r.Times, err = nonNegative(v)
+			case "skip":
+				r.Skip, err = nonNegative(v)
+			case "p", "probability":
+				r.Probability, err = strconv.ParseFloat(v, 64)
+				if err == nil && (r.Probability <= 0 || r.Probability > 1) {
+					err = fmt.Errorf("want 0 < p <= 1")
+				}
+			case "retry-after":
+				r.RetryAfter, err = positiveDuration(v)
+			case "delay":
+				r.Delay, err = positiveDuration(v)
+			default:
+				return FaultRule{}, fmt.Errorf("parse fault %q: unknown option %q (want times, skip, p, retry-after, delay)", spec, k)
+			}
+			if err != nil {
+				return FaultRule{}, fmt.Errorf("parse fault %q: %s=%q: %w", spec, k, v, err)
+			}
+		}
+	}
+	return r, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func nonNegative(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a non-negative integer")
+	}
+	return n, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration like 1s or 250ms")
+	}
+	return d, nil
+}
+
+// faultState is a rule with its counters.
+type faultState struct {
+	rule        FaultRule
+	seen, fired int
+}
+
+func newFaultRng(seed int64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), 0x6661756c74))
+}
+
+// SetFaults replaces the fault rules and restarts their counters and
+// random source, so a rule set behaves the same from the same seed. Rules
+// with an unknown kind are skipped (and logged).
+func (s *Server) SetFaults(rules ...FaultRule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+	for _, r := range rules {
+		r.Endpoint, r.Kind = strings.ToLower(r.Endpoint), strings.ToLower(r.Kind)
+		if !contains(faultKinds, r.Kind) {
+			s.logf("kfsim: ignoring fault %s: unknown kind", r)
+			continue
+		}
+		s.faults = append(s.faults, &faultState{rule: r})
+	}
+	s.faultRng = newFaultRng(s.opts.Seed)
+}
+
+// SetLatency delays every request by fixed plus a uniform random share of
+// jitter, before it is processed; a client that gives up meanwhile leaves
+// nothing processed.
+func (s *Server) SetLatency(fixed, jitter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latencyFixed, s.latencyJitter = max(fixed, 0), max(jitter, 0)
+}
+
+// pickFault decides which fault hits a request to endpoint key: at most one
+// non-latency rule, plus the summed delay of latency rules that fire.
+// Callers hold s.mu.
+func (s *Server) pickFault(key string) (FaultRule, time.Duration) {
+	var delay time.Duration
+	for _, f := range s.faults {
+		if f.rule.Endpoint != "*" && f.rule.Endpoint != key {
+			continue
+		}
+		f.seen++
+		if f.seen <= f.rule.Skip || (f.rule.Times > 0 && f.fired >= f.rule.Times) {
+			continue
+		}
+		if f.rule.Probability > 0 && s.faultRng.Float64() >= f.rule.Probability {
+			continue
+		}
+		f.fired++
+		if f.rule.Kind == kindLatency {
+			d := f.rule.Delay
+			if d == 0 {
+				d = defaultLatency
+			}
+			delay += d
+			continue
+		}
+		return f.rule, delay
+	}
+	return FaultRule{}, delay
+}
+
+// isPostFault reports whether a fault kind lets the request be processed
+// and then spoils the answer.
+func isPostFault(kind string) bool {
+	return kind == kindDropAfter || kind == kindSlowBody || kind == kindMalformed
+}
+
+// preFault answers instead of processing and returns the status sent, 0 for
+// a dropped connection.
+func preFault(w http.ResponseWriter, r FaultRule) int {
+	switch r.Kind {
+	case kind500:
+		writeResponse(w, errorResponse(http.StatusInternalServerError, codeInternal, "An unexpected error occurred (kfsim injected fault)."))
+		return http.StatusInternalServerError
+	case kind503:
+		// What a load balancer in front of IIS sends: HTML, not a Command
+		// error.
+		h := http.Header{}
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		if r.RetryAfter > 0 {
+			h.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
+		}
+		writeResponse(w, response{status: http.StatusServiceUnavailable, header: h,
+			body: []byte("<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>")})
+		return http.StatusServiceUnavailable
+	case kind429:
+		ra := r.RetryAfter
+		if ra == 0 {
+			ra = defaultRetryAfter
+		}
+		resp := errorResponse(http.StatusTooManyRequests, codeInternal, "Too many requests (kfsim injected fault).")
+		resp.header.Set("Retry-After", retryAfterSeconds(ra))
+		writeResponse(w, resp)
+		return http.StatusTooManyRequests
+	}
+	dropConnection(w)
+	return 0
+}
+
+// retryAfterSeconds renders d as whole seconds, rounded up, since
+// Retry-After has no finer unit.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}
+
+// dropConnection closes the client's connection without an answer.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	// HTTP/2 or a wrapped writer: abort the response instead.
+	panic(http.ErrAbortHandler)
+}
+
+// writeMalformed sends 200 with the first half of the body: JSON that ends
+// too early, as from a proxy that cut the stream.
+func writeMalformed(w http.ResponseWriter, resp response) {
+	body := resp.body
+	if len(body) >= 2 {
+		body = body[:len(body)/2]
+	} else {
+		body = []byte(`{"`)
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	writeResponse(w, response{status: http.StatusOK, header: h, body: body})
+}
+
+// writeSlowly sends the answer in pieces spread over d; it stops when the
+// client goes away.
+func writeSlowly(ctx context.Context, w http.ResponseWriter, resp response, d time.Duration) {
+	if d <= 0 {
+		d = defaultSlowBodyTime
+	}
+	for k, v := range resp.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(resp.body)))
+	w.WriteHeader(resp.status)
+	flusher, _ := w.(http.Flusher)
+	const pieces = 10
+	step := (len(resp.body) + pieces - 1) / pieces
+	for off := 0; off < len(resp.body); off += max(step, 1) {
+		if off > 0 && sleepCtx(ctx, d/pieces) != nil {
+			return
+		}
+		end := min(off+max(step, 1), len(resp.body))
+		if _, err := w.Write(resp.body[off:end]); err != nil {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
