@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"runner/keyfactor"
+	"runner/kfsim"
+	"runner/plan"
+)
+
+// Demo credentials of a simulator started without KEYFACTOR_USERNAME and
+// KEYFACTOR_PASSWORD. They open nothing but the simulator.
+const (
+	demoDomain   = "KFSIM"
+	demoUser     = "runner"
+	demoPassword = "simulator"
+)
+
+// simulator is kfsim served over HTTP on loopback for --simulate.
+type simulator struct {
+	sim          *kfsim.Server
+	srv          *http.Server
+	url          string
+	clientConfig keyfactor.Config
+}
+
+func (s *simulator) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// simUser is the Command user the simulator knows: the one in the
+// environment, so `runner sim` and `runner` can share one, else the demo
+// user.
+func simUser() kfsim.User {
+	u := kfsim.User{Username: demoUser, Domain: demoDomain, Password: demoPassword, Permissions: fullPermissions()}
+	if name, pw := os.Getenv("KEYFACTOR_USERNAME"), os.Getenv("KEYFACTOR_PASSWORD"); name != "" && pw != "" {
+		u.Username, u.Domain, u.Password = name, os.Getenv("KEYFACTOR_DOMAIN"), pw
+	}
+	return u
+}
+
+func fullPermissions() []string {
+	return []string{keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX, keyfactor.PermStoresRead, keyfactor.PermStoresSchedule}
+}
+
+// startSimulator serves a simulator seeded from the plan on 127.0.0.1.
+func startSimulator(p *plan.Plan, logger *slog.Logger) (*simulator, error) {
+	sim := kfsim.New(kfsim.Options{
+		JobDelay: 2 * time.Second,
+		Logf:     func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...), "component", "kfsim") },
+	})
+	user := simUser()
+	fx := fixtureFromPlan(p, time.Now())
+	fx.Users = append(fx.Users, user)
+	if err := sim.Load(fx); err != nil {
+		return nil, fmt.Errorf("seed the simulator from %s: %w", p.Path, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start the simulator on loopback: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	return &simulator{
+		sim: sim,
+		srv: srv,
+		url: url + sim.BasePath(),
+		clientConfig: keyfactor.Config{
+			Hostname: url,
+			APIPath:  sim.BasePath(),
+			Username: user.Username,
+			Domain:   user.Domain,
+			Password: user.Password,
+		},
+	}, nil
+}
+
+// fixtureFromPlan seeds a simulated world from the plan's rows.
+func fixtureFromPlan(p *plan.Plan, now time.Time) kfsim.Fixture {
+	targets := make([]kfsim.SeedTarget, len(p.Rows))
+	for i, r := range p.Rows {
+		targets[i] = kfsim.SeedTarget{CertificateID: r.CertificateID, Thumbprint: r.Thumbprint, StoreID: r.StoreID, Alias: r.Alias, NeedsPassword: !r.Password.IsZero()}
+	}
+	return kfsim.SeedFixture(targets, now)
+}
