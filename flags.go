@@ -13,7 +13,7 @@ func connectionFlags() []cli.Flag {
 	const cat = "Command connection"
 	return []cli.Flag{
 		&cli.StringFlag{Name: "hostname", Category: cat, EnvVars: []string{"KEYFACTOR_HOSTNAME"}, Usage: "Command host, host:port or https:// URL (http:// only for loopback)"},
-		&cli.IntFlag{Name: "port", Category: cat, EnvVars: []string{"KEYFACTOR_PORT"}, Usage: "port, when not in --hostname (default 443)"},
+		&cli.IntFlag{Name: "port", Category: cat, EnvVars: []string{"KEYFACTOR_PORT"}, Usage: "port, when --hostname has none (0 means 443)"},
 		&cli.StringFlag{Name: "api-path", Category: cat, EnvVars: []string{"KEYFACTOR_API_PATH"}, Value: "KeyfactorAPI", Usage: "API base path (KeyfactorAPI, or Keyfactor/API on newer servers)"},
 		&cli.StringFlag{Name: "username", Category: cat, EnvVars: []string{"KEYFACTOR_USERNAME"}, Usage: "Basic auth user (user, DOMAIN\\user or user@domain)"},
 		&cli.StringFlag{Name: "domain", Category: cat, EnvVars: []string{"KEYFACTOR_DOMAIN"}, Usage: "Active Directory domain for Basic auth"},

@@ -250,7 +250,7 @@ func (s *run) continueLineage(ctx context.Context, t *target, prev journal.Renew
 		return false
 	}
 	t.cert = latest
-	return s.dueNow(t, now, fmt.Sprintf("already renewed as certificate %d on %s; ", latest.Id, prev.RenewedAt.UTC().Format("2006-01-02")))
+	return s.dueNow(t, now, fmt.Sprintf("renewed as %d on %s; ", latest.Id, prev.RenewedAt.UTC().Format("2006-01-02")))
 }
 
 func subtract(all, remove []*plan.Row) []*plan.Row {
