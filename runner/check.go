@@ -59,8 +59,9 @@ func (s *run) readCertificate(ctx context.Context, job *plan.Job) (*keyfactor.Ce
 		return s.getCertificate(ctx, job.CertificateID)
 	}
 	certs, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-		QueryString: fmt.Sprintf("Thumbprint -eq %q", job.Thumbprint),
-		ReturnLimit: 2,
+		QueryString:    fmt.Sprintf("Thumbprint -eq %q", job.Thumbprint),
+		ReturnLimit:    2,
+		IncludeExpired: true, // an expired certificate is the most due of all
 	})
 	if err != nil {
 		return nil, fmt.Errorf("look up thumbprint %s: %w", job.Thumbprint, err)
@@ -191,6 +192,9 @@ func (s *run) latestRenewal(ctx context.Context, t *target) (journal.Renewal, bo
 	}
 	if found == nil {
 		s.log.Info("an earlier renewal attempt left no certificate in Command; it never took effect", "certificate", old.Id)
+		if s.cfg.DryRun {
+			return prev, false, nil // a dry run leaves the journal as it found it
+		}
 		if err := s.journal.AbandonRenewal(t.key); err != nil {
 			return prev, false, wrapJournal(err)
 		}
@@ -198,8 +202,10 @@ func (s *run) latestRenewal(ctx context.Context, t *target) (journal.Renewal, bo
 		return prev, ok && !prev.RenewedAt.IsZero(), wrapJournal(err)
 	}
 	s.log.Info("found the renewal of an earlier run whose answer was lost", "certificate", old.Id, "new_certificate", found.Id)
-	if err := s.journal.CompleteRenewal(t.key, found.Id, requestIDOf(found), prev.StartedAt); err != nil {
-		return prev, false, wrapJournal(err)
+	if !s.cfg.DryRun {
+		if err := s.journal.CompleteRenewal(t.key, found.Id, requestIDOf(found), prev.StartedAt); err != nil {
+			return prev, false, wrapJournal(err)
+		}
 	}
 	prev.NewCertificateID, prev.RequestID, prev.RenewedAt = found.Id, requestIDOf(found), prev.StartedAt
 	return prev, true, nil

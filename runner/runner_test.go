@@ -376,3 +376,27 @@ func TestInFlightAttemptThatNeverReachedCommandIsAbandoned(t *testing.T) {
 		t.Fatalf("%d renewals, want 1", n)
 	}
 }
+
+func TestThumbprintRowsResolveAndMergeWithIdRows(t *testing.T) {
+	const thumb = "AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12"
+	w := newWorld(t, "certificate_id,thumbprint,store_id\n"+
+		",ab:12:cd:34:ef:56:ab:12:cd:34:ef:56:ab:12:cd:34:ef:56:ab:12,"+storeA+"\n"+
+		"1001,,"+storeB+"\n", withFixture(func(f *kfsim.Fixture) {
+		// The thumbprint row's certificate is 1001 itself, and expired.
+		f.Certificates = []kfsim.Certificate{{Id: 1001, Thumbprint: thumb, IssuedDN: "CN=app1001.example.internal, O=Example, C=US",
+			NotBefore: time.Now().Add(-400 * 24 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour), TemplateName: "WebServer"}}
+	}))
+	rep := w.mustRun()
+	a := wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")
+	b := wantRow(t, rep, 3, report.Succeeded, report.StageDeploy, "job created")
+	if a.CertificateID != 1001 || a.NewCertificateID != b.NewCertificateID {
+		t.Errorf("thumbprint row resolved to %d → %d, id row → %d", a.CertificateID, a.NewCertificateID, b.NewCertificateID)
+	}
+	l := w.sim.Ledger()
+	if n := renewalsOf(l, 1001); n != 1 {
+		t.Fatalf("certificate named by thumbprint and by id renewed %d times, want 1", n)
+	}
+	if len(l.Deploys) != 1 || len(l.Deploys[0].Stores) != 2 {
+		t.Errorf("want one deploy to both stores, got %+v", l.Deploys)
+	}
+}
