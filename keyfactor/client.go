@@ -378,7 +378,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 			return err
 		}
 		if wait == 0 {
-			wait = backoff(attempt)
+			wait = Backoff(attempt)
 		}
 		c.log.Debug("keyfactor retry", "method", r.method, "endpoint", r.endpoint, "attempt", attempt, "wait", wait, "class", Classify(err))
 		if werr := c.sleep(ctx, wait); werr != nil {
@@ -387,9 +387,10 @@ func (c *Client) do(ctx context.Context, r request) error {
 	}
 }
 
-// backoff is the wait before retry n (1-based) when the server named none:
-// exponential with jitter, so that many workers do not retry in step.
-func backoff(n int) time.Duration {
+// Backoff is the wait before retry n (1-based) when the server named none
+// (no Retry-After): exponential with jitter, so that many workers do not
+// retry in step. The runner uses it for Renew and Deploy too.
+func Backoff(n int) time.Duration {
 	d := backoffBase << min(n-1, 10)
 	d = min(d, backoffMax)
 	return d/2 + rand.N(d/2+1)

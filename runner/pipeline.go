@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -275,7 +274,8 @@ func apiMessage(err error) string {
 	return err.Error()
 }
 
-// backoff yields growing, jittered waits, or Command's Retry-After.
+// backoff yields keyfactor.Backoff's growing waits, or Command's
+// Retry-After when it names one.
 type backoff struct{ n int }
 
 func (b *backoff) next(retryAfter time.Duration) time.Duration {
@@ -283,8 +283,7 @@ func (b *backoff) next(retryAfter time.Duration) time.Duration {
 	if retryAfter > 0 {
 		return retryAfter
 	}
-	d := 500 * time.Millisecond << min(b.n-1, 5) // 0.5s … 16s
-	return d/2 + rand.N(d/2+1)
+	return keyfactor.Backoff(b.n)
 }
 
 // sleep waits d or until ctx ends.
