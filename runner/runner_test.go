@@ -400,3 +400,55 @@ func TestThumbprintRowsResolveAndMergeWithIdRows(t *testing.T) {
 		t.Errorf("want one deploy to both stores, got %+v", l.Deploys)
 	}
 }
+
+// noPermissionsEndpoint is an older Command without
+// GET /Security/My/Permissions.
+type noPermissionsEndpoint struct{ runner.Client }
+
+func (noPermissionsEndpoint) MyPermissions(context.Context) ([]string, error) {
+	return nil, &keyfactor.APIError{Method: "GET", Endpoint: "/Security/My/Permissions", Status: 404, Message: "not found"}
+}
+
+func TestOlderCommandWithoutPermissionsEndpointLeavesChecksToDeploy(t *testing.T) {
+	w := newWorld(t, planText(row(1001, storeA), row(1001, storeD)),
+		withPermissions(keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX, keyfactor.PermStoresRead, "/certificate_stores/schedule/1/"))
+	r := &runner.Runner{Client: noPermissionsEndpoint{w.client}, Journal: w.journal, Config: w.cfg}
+	rep, err := r.Run(context.Background(), w.plan)
+	if err != nil {
+		t.Fatalf("a 404 from /Security/My/Permissions must be tolerated: %v", err)
+	}
+	wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")
+	// Unchecked in preflight, the store without permission lands in FailedStores.
+	wantRow(t, rep, 3, report.Failed, report.StageDeploy, "FailedStores")
+	checkLedgerMatchesReport(t, w, rep)
+}
+
+func TestJobTimeFromPlanOrFlag(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	flag := time.Date(2031, 6, 7, 8, 9, 10, 0, time.UTC)
+	w := newWorld(t, "certificate_id,store_id,job_time\n"+
+		"1001,"+storeA+","+at.Format(time.RFC3339)+"\n"+
+		"1002,"+storeB+",\n")
+	w.cfg.JobTime = flag
+	w.mustRun()
+	got := map[int]time.Time{}
+	for _, d := range w.sim.Ledger().Deploys {
+		if d.JobTime == nil {
+			t.Fatalf("deploy of %d without JobTime", d.CertificateId)
+		}
+		got[d.CertificateId] = *d.JobTime
+	}
+	l := w.sim.Ledger()
+	for _, r := range l.Renewals {
+		want := flag
+		if r.OldCertificateId == 1001 {
+			want = at
+		}
+		if !got[r.NewCertificateId].Equal(want) {
+			t.Errorf("certificate %d: JobTime %s, want %s", r.OldCertificateId, got[r.NewCertificateId], want)
+		}
+	}
+	if len(l.Renewals) != 2 {
+		t.Fatalf("%d renewals, want 2", len(l.Renewals))
+	}
+}
