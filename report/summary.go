@@ -14,6 +14,9 @@ import (
 const (
 	// summaryWidth is the terminal width the summary table is kept within.
 	summaryWidth = 100
+	// maxFailedDetail bounds a failed row's detail, which is otherwise
+	// shown whole: a terminal wraps it, and it is what the operator acts on.
+	maxFailedDetail = 400
 	// minDetailWidth keeps the detail readable even when other columns are wide.
 	minDetailWidth = 24
 	// maxSummaryRows caps the table: a nightly run over a large plan skips
@@ -27,7 +30,8 @@ const (
 // WriteSummary writes a short account of the run for a terminal: one line of
 // counts, e.g. "25 rows: 20 succeeded, 3 failed, 2 skipped (1m12s)", and,
 // when some rows did not succeed, a table of them (line, certificate, store,
-// status, stage, detail) sorted by line and kept within 100 columns. Failed
+// status, stage, detail) sorted by line; skipped rows are kept within 100
+// columns, failed rows show their whole detail. Failed
 // rows are shown before skipped ones when there are more than fit.
 func WriteSummary(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
@@ -83,8 +87,14 @@ func WriteSummary(w io.Writer, r *Report) error {
 	ew.printf("\n")
 	tw := tabwriter.NewWriter(ew, 0, 0, padding, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, c := range cells {
-		c[len(c)-1] = shorten(c[len(c)-1], detailWidth)
+	for i, c := range cells {
+		// A failed row's detail says what to do next: never cut it short.
+		// Skipped rows are routine and kept to the width.
+		limit := detailWidth
+		if shown[i].Status == Failed {
+			limit = maxFailedDetail
+		}
+		c[len(c)-1] = shorten(c[len(c)-1], limit)
 		fmt.Fprintln(tw, strings.Join(c, "\t"))
 	}
 	tw.Flush()
