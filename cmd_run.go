@@ -215,10 +215,8 @@ func secret(file, env, flag string) (string, error) {
 // anything is renewed.
 func checkReportPaths(reports []string, failedPlan string) error {
 	for _, p := range reports {
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".json", ".csv", ".md", ".markdown":
-		default:
-			return usageError{msg: fmt.Sprintf("--report %s: unknown format %q", p, filepath.Ext(p)), hint: "use a name ending in .json, .csv or .md"}
+		if err := report.CheckPath(p); err != nil {
+			return usageError{msg: "--" + err.Error(), hint: "use a name ending in .json, .csv or .md"}
 		}
 		if err := dirExists(p); err != nil {
 			return usageError{msg: fmt.Sprintf("--report %s: %v", p, err)}

@@ -19,7 +19,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"runner/journal"
-	"runner/plan"
 	"runner/runner"
 )
 
@@ -113,9 +112,6 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var pe *runner.PreflightError
-	var ue usageError
-	var pl plan.ErrorList
-	var ple *plan.ErrorList
 	switch {
 	case err == nil:
 		return exitOK
@@ -127,9 +123,9 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.As(err, &pe):
 		return exitPreflight
-	case errors.As(err, &ue), errors.As(err, &pl), errors.As(err, &ple):
-		return exitUsage
 	default:
+		// usageError, plan.ErrorList, an unreadable plan or state file:
+		// nothing was contacted or renewed.
 		return exitUsage
 	}
 }

@@ -259,7 +259,7 @@ func (s *run) interrupted(stage report.Stage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.rows {
-		if s.rows[i].Detail == "not started" || s.rows[i].Stage == report.StagePlan {
+		if s.rows[i].Stage == report.StagePlan {
 			s.rows[i].Status, s.rows[i].Stage = report.Failed, stage
 			s.rows[i].Detail = "not started: run interrupted"
 		}
