@@ -269,14 +269,26 @@ func (j *Journal) AbandonRenewal(key string) error {
 // RecordStore records what happened in one store to the latest renewal of
 // key, replacing what was recorded for that store before.
 func (j *Journal) RecordStore(key, storeID string, st StoreState) error {
+	if err := j.RecordStores(key, map[string]StoreState{storeID: st}); err != nil {
+		return fmt.Errorf("record store %s for %s: %w", storeID, key, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// RecordStores records the outcome of several stores of the latest renewal
+// of key in one transaction: one Deploy answers for all of a certificate's
+// stores, and one sync to disk is cheaper than one per store.
+func (j *Journal) RecordStores(key string, states map[string]StoreState) error {
 	err := j.updateLatest(key, func(r *storedRenewal) {
 		if r.Stores == nil {
 			r.Stores = map[string]storedStore{}
 		}
-		r.Stores[storeID] = storedStore{Status: st.Status, At: st.At.UTC(), Detail: st.Detail}
+		for storeID, st := range states {
+			r.Stores[storeID] = storedStore{Status: st.Status, At: st.At.UTC(), Detail: st.Detail}
+		}
 	})
 	if err != nil {
-		return fmt.Errorf("record store %s for %s: %w", storeID, key, err)
+		return fmt.Errorf("record stores for %s: %w", key, err)
 	}
 	return nil
 }

@@ -62,10 +62,11 @@ func TestRoundTripAcrossReopen(t *testing.T) {
 	if err := j.CompleteRenewal("id:1234", 5678, 91, t0.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.RecordStore("id:1234", "store-a", StoreState{Status: "job-created", At: t0.Add(3 * time.Second)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.RecordStore("id:1234", "store-b", StoreState{Status: "failed", At: t0.Add(3 * time.Second), Detail: "access denied"}); err != nil {
+	// One Deploy answers for several stores at once.
+	if err := j.RecordStores("id:1234", map[string]StoreState{
+		"store-a": {Status: "job-created", At: t0.Add(3 * time.Second)},
+		"store-b": {Status: "failed", At: t0.Add(3 * time.Second), Detail: "access denied"},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// A later state for the same store replaces the earlier one.

@@ -209,14 +209,16 @@ func (s *run) deploy(ctx context.Context, t *target, ren journal.Renewal, req ke
 
 func (s *run) deployFailed(t *target, ren journal.Renewal, stage report.Stage, detail string, err error) {
 	s.failRows(t.rows, stage, detail, err)
+	states := map[string]journal.StoreState{}
 	for _, pr := range t.rows {
-		s.recordStore(t, pr.StoreID, journal.StoreState{Status: "failed", At: s.cfg.Now().UTC(), Detail: detail})
+		states[pr.StoreID] = journal.StoreState{Status: "failed", At: s.cfg.Now().UTC(), Detail: detail}
 	}
+	s.recordStores(t, states)
 }
 
-func (s *run) recordStore(t *target, storeID string, st journal.StoreState) {
-	if err := s.journal.RecordStore(t.key, storeID, st); err != nil {
-		s.log.Error("could not record a deploy in the journal", "store", storeID, "err", err)
+func (s *run) recordStores(t *target, states map[string]journal.StoreState) {
+	if err := s.journal.RecordStores(t.key, states); err != nil {
+		s.log.Error("could not record a deploy in the journal", "certificate", t.cert.Id, "err", err)
 	}
 }
 
@@ -227,6 +229,7 @@ func (s *run) applyDeploy(t *target, ren journal.Renewal, resp *keyfactor.Deploy
 	now := s.cfg.Now().UTC()
 	allFailed := len(resp.SuccessfulStores) == 0
 	d := &deployed{target: t, certificateID: ren.NewCertificateID}
+	states := map[string]journal.StoreState{}
 	for _, pr := range t.rows {
 		switch {
 		case ok[pr.StoreID]:
@@ -237,7 +240,7 @@ func (s *run) applyDeploy(t *target, ren journal.Renewal, resp *keyfactor.Deploy
 			s.setRows(rowsOf(pr), func(row *report.Row) {
 				row.Status, row.Stage, row.Detail, row.DeployedAt = report.Succeeded, report.StageDeploy, detail, now
 			})
-			s.recordStore(t, pr.StoreID, journal.StoreState{Status: "job-created", At: now})
+			states[pr.StoreID] = journal.StoreState{Status: "job-created", At: now}
 			d.rows = append(d.rows, pr)
 		default:
 			detail := "Command created no management job for this store (FailedStores): check the store's approval, the schedule permission on its container and the entry password its type needs"
@@ -247,9 +250,10 @@ func (s *run) applyDeploy(t *target, ren journal.Renewal, resp *keyfactor.Deploy
 				detail = "Command created no job for any store of this certificate (all in FailedStores); if the staging window had passed, renew again with --force"
 			}
 			s.failRows(rowsOf(pr), report.StageDeploy, detail, nil)
-			s.recordStore(t, pr.StoreID, journal.StoreState{Status: "failed", At: now, Detail: detail})
+			states[pr.StoreID] = journal.StoreState{Status: "failed", At: now, Detail: detail}
 		}
 	}
+	s.recordStores(t, states)
 	s.log.Info("deployed", "new_certificate", ren.NewCertificateID, "stores_ok", len(d.rows), "stores_failed", len(t.rows)-len(d.rows))
 	if len(d.rows) == 0 || d.certificateID == 0 {
 		return nil

@@ -452,3 +452,21 @@ func TestJobTimeFromPlanOrFlag(t *testing.T) {
 		t.Fatalf("%d renewals, want 2", len(l.Renewals))
 	}
 }
+
+func TestLegacyDeployShape(t *testing.T) {
+	w := newWorld(t, planText(row(1001, storeA, "www", "true"), row(1001, storeB, "www", "true")))
+	w.cfg.LegacyDeploy = true
+	rep := w.mustRun()
+	wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")
+	wantRow(t, rep, 3, report.Succeeded, report.StageDeploy, "job created")
+	l := w.sim.Ledger()
+	if len(l.Deploys) != 1 || !l.Deploys[0].Legacy {
+		t.Fatalf("want one deploy in the pre-9.4 shape, got %+v", l.Deploys)
+	}
+	for _, j := range l.Jobs {
+		if j.Alias != "www" || !j.Overwrite {
+			t.Errorf("job %s lost alias/overwrite in the legacy shape: %+v", j.Id, j)
+		}
+	}
+	checkLedgerMatchesReport(t, w, rep)
+}
