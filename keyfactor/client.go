@@ -201,7 +201,7 @@ func New(cfg Config) (*Client, error) {
 		log:       log,
 		userAgent: ua,
 		now:       time.Now,
-		sleep:     sleepCtx,
+		sleep:     Sleep,
 	}
 	return c, nil
 }
@@ -396,7 +396,13 @@ func Backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends, whichever comes first. The client
+// waits with it between GET retries; callers that retry Renew and Deploy
+// wait with it too, so every wait in runner honours cancellation.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

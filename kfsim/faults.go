@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"runner/keyfactor"
 )
 
 // Fault kinds, as written in fault specs.
@@ -300,7 +302,7 @@ func writeSlowly(ctx context.Context, w http.ResponseWriter, resp response, d ti
 	const pieces = 10
 	step := (len(resp.body) + pieces - 1) / pieces
 	for off := 0; off < len(resp.body); off += max(step, 1) {
-		if off > 0 && sleepCtx(ctx, d/pieces) != nil {
+		if off > 0 && keyfactor.Sleep(ctx, d/pieces) != nil {
 			return
 		}
 		end := min(off+max(step, 1), len(resp.body))

@@ -1,7 +1,6 @@
 package kfsim
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -240,7 +239,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	if faultName == "" && faultDelay > 0 {
 		faultName = kindLatency
 	}
-	if err := sleepCtx(ctx, delay+faultDelay); err != nil {
+	if err := keyfactor.Sleep(ctx, delay+faultDelay); err != nil {
 		// The client gave up while the server was "busy": nothing was
 		// processed and nobody is listening.
 		rec.Fault = faultName
@@ -298,20 +297,6 @@ func (s *Server) record(rec Request) {
 	defer s.mu.Unlock()
 	rec.At = s.now()
 	s.ledger.Requests = append(s.ledger.Requests, rec)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func lowerQuery(v url.Values) map[string]string {

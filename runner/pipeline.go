@@ -108,7 +108,7 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 			if attempt < s.cfg.RenewAttempts {
 				wait := bo.next(keyfactor.RetryAfterOf(err))
 				s.log.Warn("renew not processed by Command; retrying", "certificate", t.cert.Id, "attempt", attempt, "wait", wait, "err", err)
-				if sleep(ctx, wait) == nil {
+				if keyfactor.Sleep(ctx, wait) == nil {
 					continue
 				}
 			}
@@ -200,7 +200,7 @@ func (s *run) deploy(ctx context.Context, t *target, ren journal.Renewal, req ke
 			return nil
 		}
 		s.log.Warn("deploy failed; retrying inside the window", "certificate", ren.NewCertificateID, "attempt", attempt, "wait", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := keyfactor.Sleep(ctx, wait); err != nil {
 			s.deployFailed(t, ren, report.StageDeploy, "interrupted while waiting to retry the deploy", err)
 			return nil
 		}
@@ -288,16 +288,4 @@ func (b *backoff) next(retryAfter time.Duration) time.Duration {
 		return retryAfter
 	}
 	return keyfactor.Backoff(b.n)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

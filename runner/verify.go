@@ -40,7 +40,7 @@ func (s *run) verify(ctx context.Context, ds []*deployed) {
 		if ctx.Err() != nil || !s.cfg.Now().Before(deadline) {
 			break
 		}
-		if sleep(ctx, s.cfg.VerifyInterval) != nil {
+		if keyfactor.Sleep(ctx, s.cfg.VerifyInterval) != nil {
 			break
 		}
 	}
