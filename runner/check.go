@@ -42,12 +42,24 @@ func (s *run) check(ctx context.Context, targets []*target) []*target {
 	}
 	_ = g.Wait()
 
+	// Deciding may read the current certificate of a lineage, so it runs
+	// concurrently too: after the first night, every target has one.
+	merged := s.mergeSameCertificate(targets)
+	due := make([]bool, len(merged))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for i, t := range merged {
+		g.Go(func() error {
+			if gctx.Err() == nil {
+				due[i] = s.decide(gctx, t)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 	var out []*target
-	for _, t := range s.mergeSameCertificate(targets) {
-		if ctx.Err() != nil {
-			break
-		}
-		if s.decide(ctx, t) {
+	for i, t := range merged {
+		if due[i] {
 			out = append(out, t)
 		}
 	}
