@@ -2,6 +2,7 @@ package kfsim
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,7 +116,7 @@ func TestDeployWithinWindow(t *testing.T) {
 		CertificateId: rn.KeyfactorId,
 		Stores:        []keyfactor.DeployStore{{StoreId: strings.ToUpper(storeK8s)}, {StoreId: storeWeb02, Alias: "api"}},
 	})
-	if !sameStrings(got.SuccessfulStores, []string{storeK8s, storeWeb02}) || len(got.FailedStores) != 0 {
+	if !slices.Equal(got.SuccessfulStores, []string{storeK8s, storeWeb02}) || len(got.FailedStores) != 0 {
 		t.Fatalf("deploy = %+v", got)
 	}
 	l := h.sim.Ledger()
@@ -148,7 +149,7 @@ func TestDeployAfterWindowExpired(t *testing.T) {
 				wantError(t, res, http.StatusBadRequest, "expired")
 			case StagingFailedStores:
 				got := decode[keyfactor.DeployResponse](t, res, 200)
-				if len(got.SuccessfulStores) != 0 || !sameStrings(got.FailedStores, []string{storeK8s, storeWeb01}) {
+				if len(got.SuccessfulStores) != 0 || !slices.Equal(got.FailedStores, []string{storeK8s, storeWeb01}) {
 					t.Errorf("deploy = %+v", got)
 				}
 			}
@@ -216,7 +217,7 @@ func TestDeployPermissionPerContainer(t *testing.T) {
 			h := newHarness(t, Options{})
 			rn := h.renew(tc.who, keyfactor.RenewalRequest{CertificateId: 104})
 			got := h.deploy(tc.who, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(all...), Password: "entry-pw"})
-			if !sameStrings(got.SuccessfulStores, tc.wantOK) || !sameStrings(got.FailedStores, tc.wantFailed) {
+			if !slices.Equal(got.SuccessfulStores, tc.wantOK) || !slices.Equal(got.FailedStores, tc.wantFailed) {
 				t.Errorf("deploy = %+v, want ok %v failed %v", got, tc.wantOK, tc.wantFailed)
 			}
 			d := h.sim.Ledger().Deploys[0]
@@ -248,7 +249,7 @@ func TestDeployStoreChecks(t *testing.T) {
 			h := newHarness(t, Options{})
 			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
 			got := h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(tc.stores...), Password: tc.password})
-			if !sameStrings(got.SuccessfulStores, tc.wantOK) || !sameStrings(got.FailedStores, tc.wantFailed) {
+			if !slices.Equal(got.SuccessfulStores, tc.wantOK) || !slices.Equal(got.FailedStores, tc.wantFailed) {
 				t.Errorf("deploy = %+v, want ok %v failed %v", got, tc.wantOK, tc.wantFailed)
 			}
 			l := h.sim.Ledger()
@@ -294,12 +295,12 @@ func TestDeployByRequestIdAndRetry(t *testing.T) {
 	// window runs again.
 	for i := 0; i < 2; i++ {
 		got := h.deploy(alice, keyfactor.DeployRequest{RequestId: rn.KeyfactorRequestId, CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
-		if !sameStrings(got.SuccessfulStores, []string{storeK8s}) {
+		if !slices.Equal(got.SuccessfulStores, []string{storeK8s}) {
 			t.Fatalf("deploy %d = %+v", i, got)
 		}
 	}
 	got := h.deploy(alice, keyfactor.DeployRequest{RequestId: rn.KeyfactorRequestId, Stores: stores(storeWeb01)})
-	if !sameStrings(got.SuccessfulStores, []string{storeWeb01}) {
+	if !slices.Equal(got.SuccessfulStores, []string{storeWeb01}) {
 		t.Fatalf("deploy by request id = %+v", got)
 	}
 	l := h.sim.Ledger()
@@ -324,7 +325,7 @@ func TestApprovalFlow(t *testing.T) {
 				t.Fatalf("ledger renewal = %+v", l.Renewals[0])
 			}
 			got := h.deploy(alice, keyfactor.DeployRequest{RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)})
-			if !sameStrings(got.SuccessfulStores, []string{storeK8s}) {
+			if !slices.Equal(got.SuccessfulStores, []string{storeK8s}) {
 				t.Fatalf("deploy = %+v", got)
 			}
 			h.clock.Advance(time.Hour) // nothing runs while approval is pending
@@ -367,7 +368,7 @@ func TestApprovalFlow(t *testing.T) {
 			// The issued certificate is staged for the requester from its
 			// issue on.
 			got = h.deploy(alice, keyfactor.DeployRequest{CertificateId: certID, Stores: stores(storeWeb01)})
-			if !sameStrings(got.SuccessfulStores, []string{storeWeb01}) {
+			if !slices.Equal(got.SuccessfulStores, []string{storeWeb01}) {
 				t.Errorf("deploy after approval = %+v", got)
 			}
 		})
@@ -384,7 +385,7 @@ func TestLegacyDeployShape(t *testing.T) {
 		`"StoreTypes":[{"StoreTypeId":2,"Alias":"iis-alias","Overwrite":true},{"StoreTypeId":154}],` +
 		`"CertificateId":` + itoa(rn.KeyfactorId) + `,"RequestId":` + itoa(rn.KeyfactorRequestId) + `}`
 	got := decode[keyfactor.DeployResponse](t, h.call("POST", "Enrollment/PFX/Deploy", alice, body), 200)
-	if !sameStrings(got.SuccessfulStores, []string{storeWeb01, storeK8s}) {
+	if !slices.Equal(got.SuccessfulStores, []string{storeWeb01, storeK8s}) {
 		t.Fatalf("deploy = %+v", got)
 	}
 	l := h.sim.Ledger()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ func TestFaultTimesAndSkip(t *testing.T) {
 	if s := h.call("GET", "Security/My/Permissions", alice, nil).status; s != 200 {
 		t.Errorf("permissions status = %d", s)
 	}
-	if want := []int{200, 500, 500, 200, 200}; !equalInts(got, want) {
+	if want := []int{200, 500, 500, 200, 200}; !slices.Equal(got, want) {
 		t.Errorf("statuses = %v, want %v", got, want)
 	}
 }
@@ -134,7 +135,7 @@ func TestProbabilityFaultsReproducible(t *testing.T) {
 	b := newHarness(t, Options{Seed: 9})
 	b.sim.SetFaults(mustFault(t, "*:503:p=0.5"))
 	first, second := run(a), run(b)
-	if !equalInts(first, second) {
+	if !slices.Equal(first, second) {
 		t.Errorf("same seed, different faults:\n%v\n%v", first, second)
 	}
 	n503 := 0
@@ -148,7 +149,7 @@ func TestProbabilityFaultsReproducible(t *testing.T) {
 	}
 	// SetFaults restarts the random source.
 	a.sim.SetFaults(mustFault(t, "*:503:p=0.5"))
-	if again := run(a); !equalInts(first, again) {
+	if again := run(a); !slices.Equal(first, again) {
 		t.Errorf("after SetFaults:\n%v\n%v", first, again)
 	}
 }

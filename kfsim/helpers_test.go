@@ -194,15 +194,3 @@ func stores(ids ...string) []keyfactor.DeployStore {
 	}
 	return out
 }
-
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

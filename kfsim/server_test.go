@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,7 +196,7 @@ func TestMyPermissionsSortedAndDeduped(t *testing.T) {
 	h := newHarness(t, Options{})
 	got := decode[keyfactor.MyPermissions](t, h.call("GET", "Security/My/Permissions", alice, nil), 200)
 	want := []string{"/certificate_stores/read/", "/certificate_stores/schedule/", "/certificates/collections/read/", "/certificates/enrollment/pfx/"}
-	if !sameStrings(got.Permissions, want) {
+	if !slices.Equal(got.Permissions, want) {
 		t.Errorf("Permissions = %q, want %q", got.Permissions, want)
 	}
 	got = decode[keyfactor.MyPermissions](t, h.call("GET", "Security/My/Permissions", eve, nil), 200)
@@ -303,7 +304,7 @@ func TestListCertificatesQuery(t *testing.T) {
 			for _, c := range certs {
 				ids = append(ids, c.Id)
 			}
-			if len(ids) != len(tc.wantIDs) || (len(ids) > 0 && !equalInts(ids, tc.wantIDs)) {
+			if len(ids) != len(tc.wantIDs) || (len(ids) > 0 && !slices.Equal(ids, tc.wantIDs)) {
 				t.Errorf("ids = %v, want %v", ids, tc.wantIDs)
 			}
 			if got := res.header.Get("X-Total-Count"); got != tc.wantTotal {
@@ -311,18 +312,6 @@ func TestListCertificatesQuery(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestListCertificateStores(t *testing.T) {
@@ -361,7 +350,7 @@ func TestListCertificateStores(t *testing.T) {
 			for _, s := range got {
 				ids = append(ids, s.Id)
 			}
-			if !sameStrings(ids, tc.wantIDs) {
+			if !slices.Equal(ids, tc.wantIDs) {
 				t.Errorf("ids = %v, want %v", ids, tc.wantIDs)
 			}
 			if got := res.header.Get("X-Total-Count"); got != tc.wantTotal {
