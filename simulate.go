@@ -24,7 +24,6 @@ const (
 
 // simulator is kfsim served over HTTP on loopback for --simulate.
 type simulator struct {
-	sim          *kfsim.Server
 	srv          *http.Server
 	url          string
 	clientConfig keyfactor.Config
@@ -71,7 +70,6 @@ func startSimulator(p *plan.Plan, logger *slog.Logger) (*simulator, error) {
 	go func() { _ = srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
 	return &simulator{
-		sim: sim,
 		srv: srv,
 		url: url + sim.BasePath(),
 		clientConfig: keyfactor.Config{
