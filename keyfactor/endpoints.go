@@ -68,16 +68,7 @@ func (c *Client) GetCertificate(ctx context.Context, id int, includeLocations bo
 
 // ListCertificates calls GET /Certificates and returns one page.
 func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) ([]Certificate, error) {
-	v := url.Values{}
-	if q.QueryString != "" {
-		v.Set("pq.queryString", q.QueryString)
-	}
-	if q.PageReturned > 0 {
-		v.Set("pq.pageReturned", strconv.Itoa(q.PageReturned))
-	}
-	if q.ReturnLimit > 0 {
-		v.Set("pq.returnLimit", strconv.Itoa(q.ReturnLimit))
-	}
+	v := pageQuery("pq.", q.QueryString, q.PageReturned, q.ReturnLimit)
 	if q.SortField != "" {
 		v.Set("pq.sortField", q.SortField)
 		v.Set("pq.sortAscending", strconv.Itoa(q.SortAscending))
@@ -95,19 +86,27 @@ func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) ([]Ce
 
 // ListCertificateStores calls GET /CertificateStores and returns one page.
 func (c *Client) ListCertificateStores(ctx context.Context, q StoreQuery) ([]CertificateStore, error) {
-	v := url.Values{}
-	if q.QueryString != "" {
-		v.Set("certificateStoreQuery.queryString", q.QueryString)
-	}
-	if q.PageReturned > 0 {
-		v.Set("certificateStoreQuery.pageReturned", strconv.Itoa(q.PageReturned))
-	}
-	if q.ReturnLimit > 0 {
-		v.Set("certificateStoreQuery.returnLimit", strconv.Itoa(q.ReturnLimit))
-	}
+	v := pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit)
 	var out []CertificateStore
 	err := c.do(ctx, request{method: http.MethodGet, endpoint: "/CertificateStores", path: "/CertificateStores", query: v, out: &out})
 	return out, err
+}
+
+// pageQuery builds the paged-query parameters that Command's list
+// endpoints share, under each endpoint's own prefix ("pq.",
+// "certificateStoreQuery."); zero values are left to the server's default.
+func pageQuery(prefix, queryString string, page, limit int) url.Values {
+	v := url.Values{}
+	if queryString != "" {
+		v.Set(prefix+"queryString", queryString)
+	}
+	if page > 0 {
+		v.Set(prefix+"pageReturned", strconv.Itoa(page))
+	}
+	if limit > 0 {
+		v.Set(prefix+"returnLimit", strconv.Itoa(limit))
+	}
+	return v
 }
 
 // storePageSize is the page size AllCertificateStores asks for.
