@@ -16,7 +16,6 @@ import (
 // deployed is a certificate whose deploy created management jobs, for the
 // verification phase.
 type deployed struct {
-	target        *target
 	certificateID int
 	rows          []*plan.Row // rows with a job created
 }
@@ -80,6 +79,10 @@ func (s *run) buildDeploy(t *target) (keyfactor.DeployRequest, error) {
 	return req, nil
 }
 
+// renewAttempts bounds the tries of a Renew that Command surely did not
+// process (429, 503, connection refused).
+const renewAttempts = 4
+
 // renew sends POST /Enrollment/Renew for t.cert, journaling the attempt
 // first. It retries only what Command surely did not process; when the
 // outcome is unknown it searches Command for the new certificate instead of
@@ -105,7 +108,7 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 		}
 		switch keyfactor.Classify(err) {
 		case keyfactor.Retryable:
-			if attempt < s.cfg.RenewAttempts {
+			if attempt < renewAttempts {
 				wait := bo.next(keyfactor.RetryAfterOf(err))
 				s.log.Warn("renew not processed by Command; retrying", "certificate", t.cert.Id, "attempt", attempt, "wait", wait, "err", err)
 				if keyfactor.Sleep(ctx, wait) == nil {
@@ -228,7 +231,7 @@ func (s *run) applyDeploy(t *target, ren journal.Renewal, resp *keyfactor.Deploy
 	bad := lowerSet(resp.FailedStores)
 	now := s.cfg.Now().UTC()
 	allFailed := len(resp.SuccessfulStores) == 0
-	d := &deployed{target: t, certificateID: ren.NewCertificateID}
+	d := &deployed{certificateID: ren.NewCertificateID}
 	states := map[string]journal.StoreState{}
 	for _, pr := range t.rows {
 		switch {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -60,9 +59,6 @@ type Config struct {
 	MaxRenewals int
 	// LegacyDeploy sends the pre-9.4 StoreIds/StoreTypes deploy shape.
 	LegacyDeploy bool
-	// RenewAttempts bounds the tries of a Renew that Command surely did not
-	// process (429, 503, connection refused).
-	RenewAttempts int
 	// Identity names the Command user in messages ("DOMAIN\\user").
 	Identity string
 	// Now is the clock; nil means time.Now.
@@ -161,9 +157,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.VerifyInterval <= 0 {
 		c.VerifyInterval = 5 * time.Second
-	}
-	if c.RenewAttempts <= 0 {
-		c.RenewAttempts = 4
 	}
 	if c.RenewBefore == (plan.RenewBefore{}) {
 		c.RenewBefore = plan.RenewBefore{Duration: 30 * 24 * time.Hour}
@@ -374,6 +367,5 @@ func (s *run) pipeline(ctx context.Context, targets []*target) []*deployed {
 		})
 	}
 	_ = g.Wait() // workers report failures in rows and never return errors
-	sort.Slice(out, func(i, j int) bool { return out[i].target.rows[0].Line < out[j].target.rows[0].Line })
 	return out
 }
