@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"runner/journal"
 )
@@ -166,5 +167,29 @@ func TestPlanCommandIsADryRun(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "25 skipped") || !strings.Contains(r.stdout, "would renew") {
 		t.Errorf("dry run summary:\n%s", r.stdout)
+	}
+}
+
+// TestRateLimitIsWiredIntoTheClient shows --rate reaching every request:
+// at one request per 1000 s only the first request goes out; the limiter
+// refuses the second at once because its wait would outlast the deadline,
+// where an unlimited run finishes.
+func TestRateLimitIsWiredIntoTheClient(t *testing.T) {
+	for _, tc := range []struct {
+		rate       string
+		want       int
+		wantStderr string
+	}{
+		{"0", exitOK, ""},
+		{"0.001", exitPreflight, "wait for rate limit"},
+	} {
+		t.Run("rate="+tc.rate, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r := runMain(t, ctx, "--simulate", "--rate", tc.rate, examplePlan)
+			if r.code != tc.want || !strings.Contains(r.stderr, tc.wantStderr) {
+				t.Fatalf("exit %d, want %d with %q in stderr:\n%s", r.code, tc.want, tc.wantStderr, r.stderr)
+			}
+		})
 	}
 }
