@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,88 +24,176 @@ import (
 	"runner/runner"
 )
 
+// invocation is everything one run needs, read from the command line once;
+// schedule reuses it for every run.
+type invocation struct {
+	planPath string
+	dryRun   bool
+	simulate bool
+	cfg      runner.Config
+	client   keyfactor.Config // unless simulate
+	rate     float64
+	state    string // --state, "" for the default
+	waitLock time.Duration
+	outputs  outputs
+	planOpts plan.Options
+
+	quiet        bool
+	progress     string
+	webhook      string
+	notifyAlways bool
+	jitter       time.Duration
+
+	log      *slog.Logger
+	logGate  *logGate
+	stdout   io.Writer
+	stderr   io.Writer
+	terminal bool // stdout is a terminal
+}
+
 // runAction is `runner PLAN.csv`, `runner run` and (dryRun) `runner plan`.
 func runAction(c *cli.Context, dryRun bool) error {
+	inv, err := readInvocation(c, dryRun)
+	if err != nil {
+		return err
+	}
+	if err := runner.Jitter(c.Context, inv.jitter, nil, nil); err != nil {
+		return runner.ErrInterrupted // a signal during the jitter: nothing was started
+	}
+	_, err = inv.runOnce(c.Context, time.Now())
+	return err
+}
+
+// readInvocation validates every flag before anything is contacted.
+func readInvocation(c *cli.Context, dryRun bool) (*invocation, error) {
 	path, err := planArg(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	logger, err := newLogger(c.String("log-format"), c.String("log-level"), c.App.ErrWriter)
-	if err != nil {
-		return err
+	inv := &invocation{planPath: path, dryRun: dryRun, stdout: c.App.Writer, stderr: c.App.ErrWriter, terminal: isTerminal(c.App.Writer)}
+	inv.quiet = boolFlag(c, "quiet")
+	if inv.log, inv.logGate, err = newLogger(stringFlag(c, "log-format"), stringFlag(c, "log-level"), c.App.ErrWriter, inv.quiet); err != nil {
+		return nil, err
 	}
-	cfg, err := runConfig(c, dryRun, logger)
-	if err != nil {
-		return err
+	if inv.cfg, err = runConfig(c, dryRun, inv.log); err != nil {
+		return nil, err
 	}
-	reports := c.StringSlice("report")
-	if err := checkReportPaths(reports, c.String("failed-plan")); err != nil {
-		return err
-	}
-	p, err := plan.Load(path, plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords")})
-	if err != nil {
-		return err
-	}
-
-	var clientCfg keyfactor.Config
-	statePath := c.String("state")
-	if c.Bool("simulate") {
-		sim, err := startSimulator(p, logger)
-		if err != nil {
-			return err
+	inv.simulate = c.Bool("simulate")
+	if !inv.simulate {
+		if inv.client, err = connectionConfig(c); err != nil {
+			return nil, err
 		}
-		defer sim.Close()
-		clientCfg = sim.clientConfig
-		if statePath == "" {
-			// A simulated world is new each time; so is its journal.
-			dir, err := os.MkdirTemp("", "runner-simulate-")
-			if err != nil {
-				return fmt.Errorf("create a state directory for --simulate: %w", err)
+	}
+	if inv.rate = c.Float64("rate"); inv.rate < 0 {
+		return nil, usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", inv.rate)}
+	}
+	inv.state, inv.waitLock = c.String("state"), c.Duration("wait-lock")
+	if inv.waitLock < 0 {
+		return nil, usageError{msg: fmt.Sprintf("--wait-lock: must not be negative, got %s", inv.waitLock)}
+	}
+	inv.outputs = outputs{reports: c.StringSlice("report"), failedPlan: stringFlag(c, "failed-plan"), metrics: stringFlag(c, "metrics-file")}
+	if err := inv.outputs.checkFormats(); err != nil {
+		return nil, err
+	}
+	inv.planOpts = plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords"), AllowPastJobTime: c.Bool("allow-past-job-time")}
+	inv.progress = stringFlag(c, "progress")
+	switch inv.progress {
+	case "", "auto", "always", "never":
+	default:
+		return nil, usageError{msg: fmt.Sprintf("--progress: unknown mode %q", inv.progress), hint: "use auto, always or never"}
+	}
+	inv.webhook = stringFlag(c, "notify-webhook")
+	switch stringFlag(c, "notify") {
+	case "", "failure":
+	case "always":
+		inv.notifyAlways = true
+	default:
+		return nil, usageError{msg: fmt.Sprintf("--notify: unknown mode %q", stringFlag(c, "notify")), hint: "use failure or always"}
+	}
+	if inv.webhook != "" {
+		if err := checkWebhook(inv.webhook); err != nil {
+			return nil, err
+		}
+	}
+	if inv.jitter, err = jitterOf(c, isTerminal(c.App.ErrWriter)); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// boolFlag, stringFlag and durationFlag read a flag that only some
+// commands define (plan has no --quiet), as its zero value where absent.
+func boolFlag(c *cli.Context, name string) bool {
+	if !hasFlag(c, name) {
+		return false
+	}
+	return c.Bool(name)
+}
+
+func stringFlag(c *cli.Context, name string) string {
+	if !hasFlag(c, name) {
+		return ""
+	}
+	return c.String(name)
+}
+
+func durationFlag(c *cli.Context, name string) time.Duration {
+	if !hasFlag(c, name) {
+		return 0
+	}
+	return c.Duration(name)
+}
+
+func intFlag(c *cli.Context, name string) int {
+	if !hasFlag(c, name) {
+		return 0
+	}
+	return c.Int(name)
+}
+
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
 			}
-			defer os.RemoveAll(dir)
-			statePath = filepath.Join(dir, "state.db")
-		}
-		logger.Info("running against the built-in Command simulator", "url", sim.url)
-	} else {
-		if clientCfg, err = connectionConfig(c); err != nil {
-			return err
 		}
 	}
-	clientCfg.Logger = logger
-	clientCfg.MaxConnsPerHost = cfg.Concurrency * 2
-	if r := c.Float64("rate"); r > 0 {
-		clientCfg.Limiter = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	if c.Command.Name == "" || c.Command.Name == c.App.Name {
+		for _, f := range c.App.Flags {
+			for _, n := range f.Names() {
+				if n == name {
+					return true
+				}
+			}
+		}
 	}
-	client, err := keyfactor.New(clientCfg)
-	if err != nil {
-		return usageError{msg: err.Error(), hint: "set the connection with KEYFACTOR_HOSTNAME and credentials (see runner --help), or try --simulate"}
-	}
-	cfg.Identity = client.Identity()
+	return false
+}
 
-	if statePath == "" {
-		statePath = path + ".state"
+// jitterOf reads --jitter. Taken from the environment (RUNNER_JITTER) it
+// is ignored on a terminal: an operator trying the command by hand should
+// not wait for a delay meant for cron.
+func jitterOf(c *cli.Context, terminal bool) (time.Duration, error) {
+	d := durationFlag(c, "jitter")
+	if d < 0 {
+		return 0, usageError{msg: fmt.Sprintf("--jitter: must not be negative, got %s", d)}
 	}
-	j, err := journal.Open(statePath)
-	if err != nil {
-		return err
+	if d > 0 && terminal && !givenOnCommandLine(os.Args, "jitter") {
+		return 0, nil
 	}
-	defer j.Close()
+	return d, nil
+}
 
-	r := &runner.Runner{Client: client, Journal: j, Config: cfg}
-	rep, runErr := r.Run(c.Context, p)
-	if writeErr := writeReports(c.App.Writer, rep, reports, c.String("failed-plan")); writeErr != nil {
-		printError(c.App.ErrWriter, writeErr)
-		if runErr == nil {
-			runErr = errRowsFailed
+// givenOnCommandLine reports whether args carry --name or -name.
+func givenOnCommandLine(args []string, name string) bool {
+	for _, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
 		}
 	}
-	if runErr != nil {
-		return runErr
-	}
-	if rep.Counts()[report.Failed] > 0 {
-		return errRowsFailed
-	}
-	return nil
+	return false
 }
 
 // planArg returns the one PLAN.csv argument.
@@ -122,65 +214,105 @@ func runConfig(c *cli.Context, dryRun bool, logger *slog.Logger) (runner.Config,
 		Concurrency:    c.Int("concurrency"),
 		Force:          c.Bool("force"),
 		DryRun:         dryRun,
-		Window:         c.Duration("window"),
-		WindowMargin:   c.Duration("window-margin"),
-		Verify:         c.Bool("verify"),
-		VerifyTimeout:  c.Duration("verify-timeout"),
-		VerifyInterval: c.Duration("verify-interval"),
-		MaxRenewals:    c.Int("max-renewals"),
-		LegacyDeploy:   c.Bool("legacy-deploy"),
+		Window:         durationFlag(c, "window"),
+		WindowMargin:   durationFlag(c, "window-margin"),
+		Verify:         boolFlag(c, "verify"),
+		VerifyTimeout:  durationFlag(c, "verify-timeout"),
+		VerifyInterval: durationFlag(c, "verify-interval"),
+		MaxRenewals:    intFlag(c, "max-renewals"),
+		LegacyDeploy:   boolFlag(c, "legacy-deploy"),
 		Logger:         logger,
 	}
 	if cfg.Concurrency < 1 {
 		return cfg, usageError{msg: fmt.Sprintf("--concurrency: must be at least 1, got %d", cfg.Concurrency)}
 	}
-	if c.Float64("rate") < 0 {
-		return cfg, usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", c.Float64("rate"))}
-	}
-	if cfg.Window <= 0 || cfg.WindowMargin < 0 || cfg.WindowMargin >= cfg.Window {
+	if !dryRun && (cfg.Window <= 0 || cfg.WindowMargin < 0 || cfg.WindowMargin >= cfg.Window) {
 		return cfg, usageError{msg: fmt.Sprintf("--window %s and --window-margin %s: the margin must be at least 0 and less than the window", cfg.Window, cfg.WindowMargin)}
 	}
 	if cfg.MaxRenewals < 0 {
 		return cfg, usageError{msg: fmt.Sprintf("--max-renewals: must be 0 (no cap) or more, got %d", cfg.MaxRenewals)}
+	}
+	if cfg.Verify && (cfg.VerifyTimeout <= 0 || cfg.VerifyInterval <= 0) {
+		return cfg, usageError{msg: "--verify-timeout and --verify-interval must be positive"}
 	}
 	rb, err := plan.ParseRenewBefore(c.String("renew-before"))
 	if err != nil {
 		return cfg, usageError{msg: fmt.Sprintf("--renew-before: %v", err), hint: "use a duration like 30d or 720h, or a share of the lifetime like 33%"}
 	}
 	cfg.RenewBefore = rb
-	if s := c.String("job-time"); s != "" {
+	if s := stringFlag(c, "job-time"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
 			return cfg, usageError{msg: fmt.Sprintf("--job-time: not an ISO 8601 UTC time: %q", s), hint: "e.g. --job-time 2026-11-24T02:00:00Z"}
 		}
+		if t.Before(time.Now()) && !c.Bool("allow-past-job-time") {
+			return cfg, usageError{msg: fmt.Sprintf("--job-time %s is in the past", s), hint: "give a future time, or --allow-past-job-time to let the jobs run at once"}
+		}
 		cfg.JobTime = t.UTC()
 	}
+	switch d := c.String("drift"); d {
+	case "", "warn":
+		cfg.Drift = runner.DriftWarn
+	case "fail":
+		cfg.Drift = runner.DriftFail
+	default:
+		return cfg, usageError{msg: fmt.Sprintf("--drift: unknown mode %q", d), hint: "use warn or fail"}
+	}
+	if cfg.Shard, err = shardOf(c.String("shard"), c.Int("shard-count"), os.Getenv("JOB_COMPLETION_INDEX")); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// shardOf reads --shard I/N, or --shard-count N with the 0-based index a
+// Kubernetes Indexed Job puts in JOB_COMPLETION_INDEX.
+func shardOf(spec string, count int, completionIndex string) (runner.Shard, error) {
+	switch {
+	case spec != "" && count != 0:
+		return runner.Shard{}, usageError{msg: "--shard and --shard-count both given", hint: "use --shard I/N, or --shard-count N in a Kubernetes Indexed Job"}
+	case spec != "":
+		i, n, ok := strings.Cut(spec, "/")
+		index, err1 := strconv.Atoi(strings.TrimSpace(i))
+		total, err2 := strconv.Atoi(strings.TrimSpace(n))
+		s := runner.Shard{Index: index, Count: total}
+		if !ok || err1 != nil || err2 != nil || s.Valid() != nil {
+			return runner.Shard{}, usageError{msg: fmt.Sprintf("--shard %q: expected I/N with 1 ≤ I ≤ N, e.g. 2/4", spec)}
+		}
+		return s, nil
+	case count != 0:
+		if count < 1 {
+			return runner.Shard{}, usageError{msg: fmt.Sprintf("--shard-count: must be at least 1, got %d", count)}
+		}
+		idx, err := strconv.Atoi(strings.TrimSpace(completionIndex))
+		if completionIndex == "" || err != nil || idx < 0 || idx >= count {
+			return runner.Shard{}, usageError{msg: fmt.Sprintf("--shard-count %d: JOB_COMPLETION_INDEX is %q, expected 0 to %d", count, completionIndex, count-1),
+				hint: "--shard-count is for a Kubernetes Indexed Job (completionMode: Indexed), which sets JOB_COMPLETION_INDEX; elsewhere use --shard I/N"}
+		}
+		return runner.Shard{Index: idx + 1, Count: count}, nil
+	}
+	return runner.Shard{}, nil
 }
 
 // connectionConfig reads the Command connection from flags, the
 // environment and secret files.
 func connectionConfig(c *cli.Context) (keyfactor.Config, error) {
 	cfg := keyfactor.Config{
-		Hostname:   c.String("hostname"),
-		Port:       c.Int("port"),
-		APIPath:    c.String("api-path"),
-		Username:   c.String("username"),
-		Domain:     c.String("domain"),
-		ClientID:   c.String("client-id"),
-		TokenURL:   c.String("token-url"),
-		Audience:   c.String("audience"),
-		CACert:     c.String("ca-cert"),
-		SkipVerify: c.Bool("skip-verify"),
-		Timeout:    time.Duration(c.Int("client-timeout")) * time.Second,
-		UserAgent:  "runner",
+		Hostname:     c.String("hostname"),
+		Port:         c.Int("port"),
+		APIPath:      c.String("api-path"),
+		Username:     c.String("username"),
+		Domain:       c.String("domain"),
+		ClientID:     c.String("client-id"),
+		TokenURL:     c.String("token-url"),
+		Audience:     c.String("audience"),
+		CACert:       c.String("ca-cert"),
+		SkipVerify:   c.Bool("skip-verify"),
+		Timeout:      time.Duration(c.Int("client-timeout")) * time.Second,
+		CollectionID: c.Int("collection-id"),
+		UserAgent:    "runner/" + version(),
 	}
 	if s := c.String("scopes"); s != "" {
-		for _, scope := range strings.Split(s, ",") {
-			if scope = strings.TrimSpace(scope); scope != "" {
-				cfg.Scopes = append(cfg.Scopes, scope)
-			}
-		}
+		cfg.Scopes = strings.Split(s, ",")
 	}
 	var err error
 	if cfg.Password, err = secret(c.String("password-file"), "KEYFACTOR_PASSWORD", "--password-file"); err != nil {
@@ -195,6 +327,9 @@ func connectionConfig(c *cli.Context) (keyfactor.Config, error) {
 	if cfg.Hostname == "" {
 		return cfg, usageError{msg: "no Command server: KEYFACTOR_HOSTNAME (or --hostname) is not set",
 			hint: "export KEYFACTOR_HOSTNAME=command.example.com, or try the simulator: runner --simulate PLAN.csv"}
+	}
+	if cfg.CollectionID < 0 {
+		return cfg, usageError{msg: fmt.Sprintf("--collection-id: must be a positive id, got %d", cfg.CollectionID)}
 	}
 	return cfg, nil
 }
@@ -211,79 +346,200 @@ func secret(file, env, flag string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-// checkReportPaths refuses report names whose format is unknown before
-// anything is renewed.
-func checkReportPaths(reports []string, failedPlan string) error {
-	for _, p := range reports {
-		if err := report.CheckPath(p); err != nil {
-			return usageError{msg: "--" + err.Error(), hint: "use a name ending in .json, .csv or .md"}
-		}
-		if err := dirExists(p); err != nil {
-			return usageError{msg: fmt.Sprintf("--report %s: %v", p, err)}
-		}
+// connect builds the client for cfg (no request is sent) with the run's
+// logger, connection pool and rate limit.
+func (inv *invocation) connect(cfg keyfactor.Config) (*keyfactor.Client, error) {
+	cfg.Logger = inv.log
+	cfg.MaxConnsPerHost = inv.cfg.Concurrency * 2
+	if inv.rate > 0 {
+		cfg.Limiter = rate.NewLimiter(rate.Limit(inv.rate), max(1, int(inv.rate)))
 	}
-	if failedPlan != "" {
-		if err := dirExists(failedPlan); err != nil {
-			return usageError{msg: fmt.Sprintf("--failed-plan %s: %v", failedPlan, err)}
-		}
-	}
-	return nil
-}
-
-func dirExists(path string) error {
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
+	client, err := keyfactor.New(cfg)
 	if err != nil {
-		return fmt.Errorf("directory %s does not exist", dir)
+		return nil, usageError{msg: err.Error(), hint: "set the connection with KEYFACTOR_HOSTNAME and credentials (see runner --help), or try --simulate"}
 	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	return nil
+	return client, nil
 }
 
-// writeReports writes every report file, the failed plan and the summary.
-func writeReports(stdout io.Writer, rep *report.Report, reports []string, failedPlan string) error {
-	var errs []error
-	for _, p := range reports {
-		if err := report.WriteFile(p, rep); err != nil {
-			errs = append(errs, fmt.Errorf("write report %s: %w", p, err))
-		}
-	}
-	if failedPlan != "" {
-		if err := report.WriteFailedPlan(failedPlan, rep); err != nil {
-			errs = append(errs, fmt.Errorf("write failed plan %s: %w", failedPlan, err))
-		}
-	}
-	if err := report.WriteSummary(stdout, rep); err != nil {
-		errs = append(errs, fmt.Errorf("write summary: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-// newLogger logs to stderr: text on a terminal, JSON otherwise (cron,
-// systemd and Kubernetes collect JSON better).
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{msg: fmt.Sprintf("--log-level: unknown level %q", level), hint: "use debug, info, warn or error"}
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	if format == "" {
-		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
+// runOnce is one run of the plan: it reads the plan, connects, takes the
+// state lock, runs, and writes every output. Whatever stops it, each
+// --report gets a report saying what happened.
+func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Report, error) {
+	outs := inv.outputs.at(start)
+	var client *keyfactor.Client
+	var clientErr error
+	statePath := inv.state
+	if !inv.simulate {
+		client, clientErr = inv.connect(inv.client)
+		if clientErr == nil && statePath == "" {
+			var err error
+			if statePath, err = journal.DefaultPath(client.BaseURL()); err != nil {
+				clientErr = usageError{msg: fmt.Sprintf("find the state directory: %v", err), hint: "set RUNNER_STATE_DIR or --state"}
 			}
 		}
 	}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	// Outputs are checked before anything is written: a report must never
+	// replace the plan, the state or another output.
+	if err := outs.check(inv.planPath, statePath); err != nil {
+		return nil, err
 	}
-	return nil, usageError{msg: fmt.Sprintf("--log-format: unknown format %q", format), hint: "use text or json"}
+	notRun := func(p *plan.Plan, reason string, err error) (*report.Report, error) {
+		rep := notRunReport(inv.planPath, p, start, reason, exitCode(err))
+		inv.finish(ctx, outs, rep)
+		return rep, err
+	}
+	if clientErr != nil {
+		return notRun(nil, "configuration error: "+clientErr.Error(), clientErr)
+	}
+	opts := inv.planOpts
+	opts.Now = func() time.Time { return start }
+	p, err := plan.Load(inv.planPath, opts)
+	if err != nil {
+		return notRun(p, "plan error: "+planErrorText(err), err)
+	}
+	if inv.simulate {
+		sim, err := startSimulator(p, inv.log)
+		if err != nil {
+			return notRun(p, "simulator error: "+err.Error(), err)
+		}
+		defer sim.Close()
+		if client, err = inv.connect(sim.clientConfig); err != nil {
+			return notRun(p, "configuration error: "+err.Error(), err)
+		}
+		if statePath == "" {
+			// A simulated world is new each time; so is its journal.
+			dir, err := os.MkdirTemp("", "runner-simulate-")
+			if err != nil {
+				return notRun(p, "state error", fmt.Errorf("create a state directory for --simulate: %w", err))
+			}
+			defer os.RemoveAll(dir)
+			statePath = filepath.Join(dir, "state.db")
+		}
+		inv.log.Info("running against the built-in Command simulator", "url", sim.url)
+	}
+	inv.cfg.Identity = client.Identity()
+
+	j, err := journal.Open(statePath, journal.Options{Command: client.BaseURL(), WaitLock: inv.waitLock})
+	if err != nil {
+		reason := "state error: " + err.Error()
+		if errors.Is(err, journal.ErrLocked) {
+			reason = "another run holds the lock on the state: " + err.Error()
+		}
+		return notRun(p, reason, err)
+	}
+	defer j.Close()
+	if inv.state == "" && !inv.simulate {
+		inv.migrateLegacy(j, inv.planPath)
+	}
+
+	cfg := inv.cfg
+	bar := inv.startProgress(len(p.Rows))
+	cfg.OnRow = func(row report.Row) {
+		inv.logGate.noticeRow(row)
+		bar.add(row)
+	}
+	r := &runner.Runner{Client: client, Journal: j, Config: cfg}
+	rep, runErr := r.Run(ctx, p)
+	bar.finish()
+	if runErr == nil && rep.Counts()[report.Failed] > 0 {
+		runErr = errRowsFailed
+	}
+	if runErr != nil && !errors.Is(runErr, errRowsFailed) {
+		inv.logGate.open() // a preflight failure or an interrupt is news
+	}
+	rep.Run.ExitCode = exitCode(runErr)
+	rep.Run.CommandHost = client.BaseURL()
+	stampVersion(rep)
+	if err := inv.finish(ctx, outs, rep); err != nil && runErr == nil {
+		runErr = err
+	}
+	return rep, runErr
+}
+
+// planErrorText is the reason a plan error gives in a not-run report.
+func planErrorText(err error) string {
+	var errs *plan.ErrorList
+	if errors.As(err, &errs) {
+		return errs.Summary(maxPrintedPlanErrors)
+	}
+	return err.Error()
+}
+
+// notRunReport says that the run did not happen and why; the rows of the
+// plan that could be read are listed at stage plan.
+func notRunReport(path string, p *plan.Plan, start time.Time, reason string, code int) *report.Report {
+	rep := &report.Report{Run: report.Run{Start: start.UTC(), End: time.Now().UTC(), PlanFile: path, Command: "run", NotRun: reason, ExitCode: code}}
+	if p != nil {
+		rep.Run.Columns = p.Columns
+		for _, row := range p.Rows {
+			rep.Rows = append(rep.Rows, report.Row{Line: row.Line, CertificateID: row.CertificateID, Thumbprint: row.Thumbprint,
+				StoreID: row.StoreID, Alias: row.Alias, Status: report.Failed, Stage: report.StagePlan, Detail: "not run: " + firstLine(reason), PlanValues: row.Values})
+		}
+	}
+	stampVersion(rep)
+	return rep
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// finish writes the reports, the failed plan, the metrics file and the
+// summary, and sends the notification. Each failure is printed; the error
+// says that something could not be written.
+func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Report) error {
+	var failed bool
+	fail := func(err error) {
+		failed = true
+		printError(inv.stderr, err)
+	}
+	for _, p := range outs.reports {
+		if err := report.WriteFile(p, rep); err != nil {
+			fail(err)
+		}
+	}
+	if outs.failedPlan != "" && !inv.dryRun && rep.Run.NotRun == "" {
+		if err := report.WriteFailedPlan(outs.failedPlan, rep); err != nil {
+			fail(err)
+		}
+	}
+	if outs.metrics != "" {
+		if err := report.WriteMetrics(outs.metrics, rep); err != nil {
+			fail(err)
+		}
+	}
+	if rep.Run.NotRun == "" {
+		if err := report.WriteSummary(inv.stdout, rep, report.SummaryOptions{Terminal: inv.terminal, Quiet: inv.quiet}); err != nil {
+			fail(fmt.Errorf("write the summary: %w", err))
+		}
+	}
+	if inv.webhook != "" && !inv.dryRun {
+		if err := report.Notify(ctx, inv.webhook, rep, report.NotifyOptions{Always: inv.notifyAlways}); err != nil {
+			inv.log.Warn("could not post the notification", "err", err)
+		}
+	}
+	if failed {
+		return errors.New("some outputs could not be written")
+	}
+	return nil
+}
+
+// migrateLegacy imports the state file the old layout kept beside the plan
+// (PLAN.csv.state) into the shared journal, once.
+func (inv *invocation) migrateLegacy(j *journal.Journal, planPath string) {
+	legacy := planPath + ".state"
+	if _, err := os.Stat(legacy); err != nil {
+		return
+	}
+	n, err := journal.MigrateLegacy(j, legacy)
+	if err != nil {
+		inv.logGate.open()
+		inv.log.Error("could not import the old per-plan state file; its renewals are not known to this run", "file", legacy, "journal", j.Path(), "err", err)
+		return
+	}
+	inv.logGate.open()
+	inv.log.Info("imported the old per-plan state file into the shared journal", "file", legacy, "journal", j.Path(), "lineages", n)
 }
 
 // validateAction is `runner validate PLAN.csv`: every error at once.
@@ -292,7 +548,12 @@ func validateAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan.Load(path, plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords")})
+	p, err := plan.Load(path, plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords"), AllowPastJobTime: c.Bool("allow-past-job-time"), Now: time.Now})
+	var errs *plan.ErrorList
+	if errors.As(err, &errs) && c.Bool("all") {
+		fmt.Fprintln(c.App.ErrWriter, errs.Error())
+		return printed{err}
+	}
 	if err != nil {
 		return err
 	}
@@ -302,4 +563,28 @@ func validateAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%s: ok: %d rows, %d certificates, %d stores\n", path, len(p.Rows), len(p.Jobs), len(stores))
 	return nil
+}
+
+// checkWebhook refuses a notification URL that is not https (plain http is
+// allowed on loopback only, as for Command itself).
+func checkWebhook(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return usageError{msg: "--notify-webhook: expected an https:// URL", hint: "e.g. --notify-webhook https://hooks.slack.com/services/…"}
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	default:
+		return usageError{msg: fmt.Sprintf("--notify-webhook %s: only https:// (or http:// on loopback) is allowed", u.Redacted())}
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
