@@ -1,6 +1,7 @@
 package keyfactor
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -47,8 +48,11 @@ func FuzzDecodeResponse(f *testing.F) {
 			func() any { return new([]CertificateStore) },
 			func() any { return new(RenewalResponse) },
 			func() any { return new(DeployResponse) },
-			func() any { return new(MyPermissions) },
 			func() any { return new([]string) },
+			func() any { return new(CertificateStoreType) },
+			func() any { return new(CertificateRequest) },
+			func() any { return new(JobHistory) },
+			func() any { return new([]json.RawMessage) },
 		}
 		out := outs[int(kind)%len(outs)]()
 		h := http.Header{}
