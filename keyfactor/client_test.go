@@ -197,7 +197,7 @@ func TestHeadersAndBodies(t *testing.T) {
 		got <- seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"), r.Header.Clone(), b}
 		switch r.URL.Path {
 		case "/KeyfactorAPI/Enrollment/Renew":
-			writeJSON(w, 200, string(fixture(t, "renew_response.json")))
+			writeJSON(w, 200, string(fixture(t, "renew_issued.json")))
 		case "/KeyfactorAPI/Enrollment/PFX/Deploy":
 			writeJSON(w, 200, string(fixture(t, "deploy_response.json")))
 		default:
