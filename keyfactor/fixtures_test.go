@@ -122,7 +122,9 @@ func TestCertificatePageOfFifty(t *testing.T) {
 		{3009, func(c Certificate) bool {
 			return len(c.Locations) == 1 && c.Locations[0].CertStoreId == "1a2b3c4d-0000-4000-8000-00000000abcd" && c.Locations[0].StoreType == 5
 		}, "braced upper-case store GUID normalised"},
-		{3010, func(c Certificate) bool { return c.RequesterName == "" && c.ImportDate.IsZero() && c.CertRequestId == 0 }, "nulls in optional fields"},
+		{3010, func(c Certificate) bool {
+			return c.RequesterName == "" && c.ImportDate.IsZero() && c.CertRequestId == 0
+		}, "nulls in optional fields"},
 	} {
 		got, ok := byID[tt.id]
 		if !ok || !tt.want(got) {
