@@ -450,7 +450,10 @@ func isTLSError(err error) bool {
 	var rerr tls.RecordHeaderError
 	var aerr tls.AlertError
 	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) ||
-		errors.As(err, &rerr) || errors.As(err, &aerr)
+		errors.As(err, &rerr) || errors.As(err, &aerr) ||
+		// net/http replaces the RecordHeaderError of a plain-HTTP answer
+		// with an error of its own that wraps nothing.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // EndpointOf returns the method and route template of the request err

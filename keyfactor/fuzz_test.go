@@ -87,3 +87,86 @@ func FuzzDecodeResponse(f *testing.F) {
 		_ = Classify(err)
 	})
 }
+
+// FuzzDecodeRecords feeds arbitrary list bodies through the record
+// decoders the list endpoints use. Nothing may panic, a record is either
+// decoded or reported with a one-line error, and what decodes keeps the
+// invariants runner relies on.
+func FuzzDecodeRecords(f *testing.F) {
+	for _, name := range []string{"certificates_page50.json", "stores_page.json", "store_types.json", "job_history.json",
+		"certificate.json", "certificate_principal.json", "renew_issued.json", "renew_bad_ids.json", "deploy_response_messy.json",
+		"workflow_request.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`[{"Id":1,"NotBefore":"2026-03-19T21:26:35.1234567","NotAfter":"2026-03-19 21:26:35+02:00","Locations":[{}]}]`))
+	f.Add([]byte(`[{"Id":1e3,"Thumbprint":"a:b","CertState":"9e99"},{"Id":"{"},null,[],"",0]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var items []json.RawMessage
+		if json.Unmarshal(body, &items) != nil {
+			items = []json.RawMessage{body}
+		}
+		for i, item := range items {
+			var c Certificate
+			if err := c.UnmarshalJSON(item); err != nil {
+				checkRecordError(t, RecordError{Index: i, Id: recordID(item), Err: err})
+			} else if c.Id <= 0 || c.NotBefore.IsZero() || c.NotAfter.IsZero() || c.Thumbprint != strings.ToUpper(c.Thumbprint) {
+				t.Fatalf("certificate decoded without its required fields: %+v", c)
+			} else {
+				for _, l := range c.Locations {
+					if l.CertStoreId == "" || l.CertStoreId != normGUID(l.CertStoreId) {
+						t.Fatalf("location store id %q not normalised", l.CertStoreId)
+					}
+				}
+			}
+			var s CertificateStore
+			if err := s.UnmarshalJSON(item); err != nil {
+				checkRecordError(t, RecordError{Index: i, StoreId: recordStoreID(item), Err: err})
+			} else if s.Id == "" || s.Id != normGUID(s.Id) {
+				t.Fatalf("store decoded with id %q", s.Id)
+			}
+			for _, dec := range []func([]byte) error{
+				new(CertificateStoreType).UnmarshalJSON, new(JobHistory).UnmarshalJSON, new(CertificateRequest).UnmarshalJSON,
+			} {
+				if err := dec(item); err != nil {
+					checkRecordError(t, RecordError{Index: i, Err: err})
+				}
+			}
+			var r RenewalResponse
+			if err := r.UnmarshalJSON(item); err == nil {
+				if r.KeyfactorId < 0 || r.KeyfactorRequestId < 0 {
+					t.Fatalf("negative ids decoded: %+v", r)
+				}
+				_ = r.Outcome()
+			}
+			var d DeployResponse
+			if err := d.UnmarshalJSON(item); err == nil {
+				for _, id := range append(d.SuccessfulStores, d.FailedStores...) {
+					if id != normGUID(id) {
+						t.Fatalf("deploy store id %q not normalised", id)
+					}
+				}
+			}
+		}
+		if tm, err := ParseTime(string(body)); err == nil && tm.Location() != time.UTC {
+			t.Fatalf("ParseTime(%q) not in UTC", body)
+		}
+		if q, err := Quote(string(body)); err == nil && (strings.Count(q, `"`) != 2 || strings.ContainsAny(q, "\r\n")) {
+			t.Fatalf("Quote(%q) = %q", body, q)
+		}
+	})
+}
+
+func checkRecordError(t *testing.T, e RecordError) {
+	t.Helper()
+	msg := e.Error()
+	if !utf8.ValidString(msg) && utf8.ValidString(e.Err.Error()) {
+		t.Fatalf("record error text %q", msg)
+	}
+	if strings.ContainsAny(msg, "\n\r") {
+		t.Fatalf("multi-line record error %q", msg)
+	}
+}
