@@ -1,11 +1,16 @@
 // Package keyfactor is the client of the Keyfactor Command REST API used by
 // runner: the wire types, authentication (AD Basic, OAuth2 client
-// credentials, bearer token), TLS trust, one method per endpoint, and the
-// decoding and classification of failures into what may be retried.
+// credentials, bearer token), TLS trust, one method per endpoint, paging,
+// the query language's quoting, the decoding of answers (tolerant where
+// Command versions differ, strict where runner depends on a value), and the
+// classification of failures into what may be retried (Classify) and what
+// they mean for a hint (CauseOf).
 //
 // It owns the wire and nothing else: it does not decide what to renew or
-// when, and it never retries a request that changes state (Renew, Deploy);
-// Classify tells the caller what a failure may have done on the server.
+// when, and it never retries a request that changes state (Renew, Deploy)
+// except once after Command refused an OAuth token with 401, which means
+// the request was not processed. Classify tells the caller what a failure
+// may have done on the server.
 package keyfactor
 
 import (
@@ -90,8 +95,9 @@ type Config struct {
 	// MaxConnsPerHost sizes the keep-alive pool; default 16.
 	MaxConnsPerHost int
 	// GetRetries is how often a GET is repeated after a failure that is
-	// not Permanent; default 2, negative for none. Renew and Deploy are
-	// never repeated.
+	// not Permanent; default 2, negative for none. Renew and Deploy are not
+	// repeated, except once with a new token after Command refused an
+	// OAuth token with 401.
 	GetRetries int
 	// Limiter, if set, is waited on before every request, retries included.
 	Limiter *rate.Limiter

@@ -476,9 +476,9 @@ func (c *Client) JobHistory(ctx context.Context, q JobHistoryQuery) ([]JobHistor
 }
 
 // Renew calls POST /Enrollment/Renew (with collectionId when the client has
-// one). A zero Timestamp is set to now. It is sent once (but see do for a
-// refused OAuth token): after an error, Classify says whether the renewal
-// may have happened. A 200 answer whose ids are not integers is an APIError
+// one). A zero Timestamp is set to now. It is sent once (a second time only
+// with a new token after Command refused an OAuth token with 401): after an
+// error, Classify says whether the renewal may have happened. A 200 answer whose ids are not integers is an APIError
 // of class Unknown; Outcome classifies the others.
 func (c *Client) Renew(ctx context.Context, req RenewalRequest) (*RenewalResponse, error) {
 	if (req.CertificateId == 0) == (req.Thumbprint == "") {
@@ -497,9 +497,9 @@ func (c *Client) Renew(ctx context.Context, req RenewalRequest) (*RenewalRespons
 }
 
 // Deploy calls POST /Enrollment/PFX/Deploy, which creates one management job
-// per store in SuccessfulStores. It is sent once (but see do for a refused
-// OAuth token): after an error, Classify says whether jobs may have been
-// created.
+// per store in SuccessfulStores. It is sent once (a second time only with a
+// new token after Command refused an OAuth token with 401): after an error,
+// Classify says whether jobs may have been created.
 func (c *Client) Deploy(ctx context.Context, req DeployRequest) (*DeployResponse, error) {
 	if req.CertificateId == 0 && req.RequestId == 0 {
 		return nil, errors.New("deploy: set CertificateId or RequestId")

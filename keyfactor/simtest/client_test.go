@@ -5,18 +5,12 @@ package simtest
 // httptest handlers and fixtures in package keyfactor.
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -362,48 +356,6 @@ func TestKfsimFaults(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("error %q does not contain %q", err, tt.wantText)
-			}
-		})
-	}
-}
-
-func TestKfsimTLS(t *testing.T) {
-	_, srv := newSim(t, true)
-	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, []byte(pemText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name       string
-		caCert     string
-		skipVerify bool
-		wantErr    bool
-		wantWarn   bool
-	}{
-		{name: "CA as PEM text", caCert: pemText},
-		{name: "CA as file path", caCert: caFile},
-		{name: "no CA", wantErr: true},
-		{name: "skip verify", skipVerify: true, wantWarn: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var logs bytes.Buffer
-			c := simClient(t, srv, func(c *keyfactor.Config) {
-				c.CACert, c.SkipVerify = tt.caCert, tt.skipVerify
-				c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			})
-			_, err := c.StatusEndpoints(context.Background())
-			if tt.wantErr {
-				var uae x509.UnknownAuthorityError
-				if !errors.As(err, &uae) || keyfactor.CauseOf(err) != keyfactor.CauseTLS || keyfactor.Classify(err) != keyfactor.Permanent {
-					t.Fatalf("error = %v, want a permanent TLS error for an unknown authority", err)
-				}
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if warned := strings.Contains(logs.String(), "level=WARN"); warned != tt.wantWarn {
-				t.Errorf("warning logged = %v, want %v: %s", warned, tt.wantWarn, logs.String())
 			}
 		})
 	}
