@@ -26,12 +26,14 @@ import (
 var ErrUnquotable = errors.New("value cannot be written in a Command query")
 
 // Quote returns s as a query string literal: in double quotes, as is. A
-// value with a double quote, a control character (a line break ends a
-// query), or a trailing backslash (which a parser that escapes with
-// backslashes would read as an escaped closing quote) is refused with an
-// error wrapping ErrUnquotable: such a query would be malformed or would
-// match something else. Callers search more broadly then and filter the
-// answer themselves.
+// value that a parser escaping with backslashes and one taking them as
+// they are would read differently, or that no documented form can carry,
+// is refused with an error wrapping ErrUnquotable: a double quote, a
+// control character (a line break ends a query), two backslashes in a row,
+// or a trailing backslash (read as an escaped closing quote by the first
+// kind of parser). Such a query would be malformed or would match
+// something else; callers search more broadly then and filter the answer
+// themselves.
 func Quote(s string) (string, error) {
 	switch i := strings.IndexFunc(s, func(r rune) bool { return r == '"' || unicode.IsControl(r) }); {
 	case i >= 0:
@@ -40,6 +42,8 @@ func Quote(s string) (string, error) {
 			what = "a control character"
 		}
 		return "", fmt.Errorf("%w: %q holds %s", ErrUnquotable, oneLine(s, 80), what)
+	case strings.Contains(s, `\\`):
+		return "", fmt.Errorf("%w: %q holds two backslashes in a row", ErrUnquotable, oneLine(s, 80))
 	case strings.HasSuffix(s, `\`):
 		return "", fmt.Errorf("%w: %q ends in a backslash", ErrUnquotable, oneLine(s, 80))
 	}

@@ -144,7 +144,9 @@ func TestQuote(t *testing.T) {
 		{in: `CN="Smith, John"`, wantErr: "double quote"},
 		{in: "line\nbreak", wantErr: "control character"},
 		{in: "tab\there", wantErr: "control character"},
-		{in: `ends in \`, wantErr: "backslash"},
+		{in: `ends in \`, wantErr: "ends in a backslash"},
+		{in: `CN=a\\b`, wantErr: "two backslashes"},
+		{in: `CN=Smith\, John`, want: `"CN=Smith\, John"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
