@@ -561,12 +561,18 @@ func decodeResponse(method, endpoint string, status int, header http.Header, bod
 	if len(trimmed) == 0 {
 		return bad("empty response body, expected JSON")
 	}
-	if bytes.Equal(trimmed, []byte("null")) && reflect.TypeOf(out).Elem().Kind() != reflect.Slice {
+	if _, list := out.(bodyDecoder); bytes.Equal(trimmed, []byte("null")) && !list && reflect.TypeOf(out).Elem().Kind() != reflect.Slice {
 		// A null object would decode into a zero value that looks real
 		// (a certificate with Id 0).
 		return bad("response body is null, expected a JSON object")
 	}
-	if err := json.Unmarshal(trimmed, out); err != nil {
+	var err error
+	if bd, ok := out.(bodyDecoder); ok {
+		err = bd.decodeBody(trimmed)
+	} else {
+		err = json.Unmarshal(trimmed, out)
+	}
+	if err != nil {
 		return bad("undecodable JSON body: " + oneLine(err.Error(), 200))
 	}
 	return nil

@@ -3,11 +3,14 @@ package keyfactor
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Decoding is tolerant where Command varies and strict where runner
@@ -82,10 +85,58 @@ func kindOf(raw json.RawMessage) string {
 	return "a number"
 }
 
+// plainString returns the text of a JSON string literal that holds no
+// escapes and is valid UTF-8, without the cost of a full decode; ok is
+// false for anything else.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	ascii := true
+	for _, b := range inner {
+		switch {
+		case b == '\\' || b == '"' || b < 0x20:
+			return "", false
+		case b >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(inner) {
+		return "", false // encoding/json replaces invalid bytes; let it
+	}
+	return string(inner), true
+}
+
+// plainInt reads a JSON number written as optional minus and digits.
+func plainInt(raw []byte) (int64, bool) {
+	if len(raw) == 0 || len(raw) > 19 {
+		return 0, false
+	}
+	digits := raw
+	if raw[0] == '-' {
+		digits = raw[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	for _, b := range digits {
+		if b < '0' || b > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(string(raw), 10, 64)
+	return v, err == nil
+}
+
 // strictID reads an id runner acts on: a JSON integer >= 0, or null (0).
 func strictID(raw json.RawMessage, field string) (int, error) {
 	if isNull(raw) {
 		return 0, nil
+	}
+	raw = bytes.TrimSpace(raw)
+	if v, ok := plainInt(raw); ok && v >= 0 && v <= math.MaxInt32 {
+		return int(v), nil
 	}
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err != nil || bytes.TrimSpace(raw)[0] == '"' {
@@ -105,6 +156,9 @@ func lenientInt(raw json.RawMessage, field string) (int64, error) {
 		return 0, nil
 	}
 	raw = bytes.TrimSpace(raw)
+	if v, ok := plainInt(raw); ok {
+		return v, nil
+	}
 	text := string(raw)
 	if raw[0] == '"' {
 		var s string
@@ -134,6 +188,9 @@ func lenientString(raw json.RawMessage, field string) (string, error) {
 		return "", nil
 	}
 	raw = bytes.TrimSpace(raw)
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
 	switch raw[0] {
 	case '"':
 		var s string
@@ -214,10 +271,7 @@ func ParseTime(s string) (time.Time, error) {
 // normGUID puts a GUID (a store or job id) in the one form runner
 // compares: lower case, without braces or surrounding space.
 func normGUID(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.TrimPrefix(s, "{")
-	s = strings.TrimSuffix(s, "}")
-	return strings.ToLower(strings.TrimSpace(s))
+	return strings.ToLower(strings.Trim(s, "{} \t\r\n"))
 }
 
 // normThumbprint upper-cases a hex thumbprint and drops the separators
@@ -268,6 +322,10 @@ func (c *Certificate) UnmarshalJSON(data []byte) error {
 	if err := objectFields(data, &w); err != nil {
 		return err
 	}
+	return c.fromWire(&w)
+}
+
+func (c *Certificate) fromWire(w *certificateWire) error {
 	var out Certificate
 	var errs []error
 	add := func(err error) {
@@ -374,6 +432,10 @@ func (s *CertificateStore) UnmarshalJSON(data []byte) error {
 	if err := objectFields(data, &w); err != nil {
 		return err
 	}
+	return s.fromWire(&w)
+}
+
+func (s *CertificateStore) fromWire(w *storeWire) error {
 	var out CertificateStore
 	var errs []error
 	add := func(err error) {
@@ -436,6 +498,10 @@ func (s *CertificateStoreType) UnmarshalJSON(data []byte) error {
 	if err := objectFields(data, &w); err != nil {
 		return err
 	}
+	return s.fromWire(&w)
+}
+
+func (s *CertificateStoreType) fromWire(w *storeTypeWire) error {
 	var out CertificateStoreType
 	var errs []error
 	add := func(err error) {
@@ -620,6 +686,10 @@ func (j *JobHistory) UnmarshalJSON(data []byte) error {
 	if err := objectFields(data, &w); err != nil {
 		return err
 	}
+	return j.fromWire(&w)
+}
+
+func (j *JobHistory) fromWire(w *jobHistoryWire) error {
 	var out JobHistory
 	var errs []error
 	add := func(err error) {
@@ -663,28 +733,84 @@ func (j *JobHistory) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// recordID reads a record's Id for an error report, 0 if unreadable.
-func recordID(raw []byte) int {
-	var w struct{ Id json.RawMessage }
-	if objectFields(raw, &w) != nil {
-		return 0
-	}
-	id, err := strictID(w.Id, "Id")
+// wireID reads a record's Id for an error report, 0 if unreadable.
+func wireID(raw json.RawMessage) int {
+	id, err := strictID(raw, "Id")
 	if err != nil {
 		return 0
 	}
 	return id
 }
 
-// recordStoreID reads a store record's Id for an error report.
-func recordStoreID(raw []byte) string {
-	var w struct{ Id json.RawMessage }
-	if objectFields(raw, &w) != nil {
-		return ""
-	}
-	s, err := lenientString(w.Id, "Id")
+// wireStoreID reads a store record's Id for an error report.
+func wireStoreID(raw json.RawMessage) string {
+	s, err := lenientString(raw, "Id")
 	if err != nil {
 		return ""
 	}
 	return normGUID(s)
+}
+
+// bodyDecoder is a destination that decodes a 2xx body itself, instead of
+// encoding/json decoding into it (see decodeResponse).
+type bodyDecoder interface {
+	decodeBody(body []byte) error
+}
+
+// records decodes a JSON array one element at a time into wire values of
+// type W and hands each to each, with the JSON-level error of that element
+// (an element that is not an object) if any. Reading the array with one
+// decoder scans the body once per element instead of once for the array
+// and again per record. null is an empty list.
+type records[W any] struct {
+	each func(i int, w *W, err error)
+	n    int // elements seen
+}
+
+func (r *records[W]) decodeBody(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("expected a JSON array, got %s", kindOf(body))
+	}
+	for dec.More() {
+		var w W
+		err := dec.Decode(&w)
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te):
+			err = fmt.Errorf("expected a JSON object, got %s", jsonKind(te.Value))
+		case err != nil:
+			return err
+		}
+		r.each(r.n, &w, err)
+		r.n++
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON array")
+	}
+	return nil
+}
+
+// jsonKind names a kind as encoding/json reports it ("string", "number",
+// "array", "bool") for error messages.
+func jsonKind(v string) string {
+	switch v {
+	case "array":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	case "string", "number":
+		return "a " + v
+	}
+	return v
 }

@@ -2,7 +2,6 @@ package keyfactor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -147,19 +146,22 @@ func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) (*Cer
 }
 
 func (c *Client) certificatePage(ctx context.Context, v url.Values, page int) (*CertificatePage, error) {
-	raw, total, err := c.listPage(ctx, "/Certificates", v)
+	out := &CertificatePage{}
+	_, total, err := listPage(ctx, c, "/Certificates", v, func(i int, w *certificateWire, err error) {
+		var cert Certificate
+		if err == nil {
+			err = cert.fromWire(w)
+		}
+		if err != nil {
+			out.Odd = append(out.Odd, RecordError{Page: page, Index: i, Id: wireID(w.Id), Err: err})
+			return
+		}
+		out.Certificates = append(out.Certificates, cert)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := &CertificatePage{Certificates: make([]Certificate, 0, len(raw)), Total: total}
-	for i, item := range raw {
-		var cert Certificate
-		if err := cert.UnmarshalJSON(item); err != nil {
-			out.Odd = append(out.Odd, RecordError{Page: page, Index: i, Id: recordID(item), Err: err})
-			continue
-		}
-		out.Certificates = append(out.Certificates, cert)
-	}
+	out.Total = total
 	return out, nil
 }
 
@@ -278,14 +280,15 @@ func (c *Client) batchSize(ids []int, includeLocations bool) int {
 	return lo
 }
 
-// listPage sends one GET of a list endpoint and returns its raw records
-// and X-Total-Count (-1 when absent or unreadable).
-func (c *Client) listPage(ctx context.Context, endpoint string, v url.Values) ([]json.RawMessage, int, error) {
-	var raw []json.RawMessage
+// listPage sends one GET of a list endpoint, hands each record to each
+// (see records), and returns how many records the page held and
+// X-Total-Count (-1 when absent or unreadable).
+func listPage[W any](ctx context.Context, c *Client, endpoint string, v url.Values, each func(i int, w *W, err error)) (int, int, error) {
+	list := &records[W]{each: each}
 	var h http.Header
-	err := c.do(ctx, request{method: http.MethodGet, endpoint: endpoint, path: endpoint, query: v, out: &raw, header: &h})
+	err := c.do(ctx, request{method: http.MethodGet, endpoint: endpoint, path: endpoint, query: v, out: list, header: &h})
 	if err != nil {
-		return nil, 0, err
+		return 0, 0, err
 	}
 	total := -1
 	if s := strings.TrimSpace(h.Get("X-Total-Count")); s != "" {
@@ -293,7 +296,7 @@ func (c *Client) listPage(ctx context.Context, endpoint string, v url.Values) ([
 			total = n
 		}
 	}
-	return raw, total, nil
+	return list.n, total, nil
 }
 
 // pageQuery builds the paged-query parameters that Command's list
@@ -320,19 +323,23 @@ func (c *Client) ListCertificateStores(ctx context.Context, q StoreQuery) (*Stor
 }
 
 func (c *Client) storePage(ctx context.Context, q StoreQuery, page int) (*StorePage, error) {
-	raw, total, err := c.listPage(ctx, "/CertificateStores", pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit))
+	out := &StorePage{}
+	_, total, err := listPage(ctx, c, "/CertificateStores", pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit),
+		func(i int, w *storeWire, err error) {
+			var s CertificateStore
+			if err == nil {
+				err = s.fromWire(w)
+			}
+			if err != nil {
+				out.Odd = append(out.Odd, RecordError{Page: page, Index: i, StoreId: wireStoreID(w.Id), Err: err})
+				return
+			}
+			out.Stores = append(out.Stores, s)
+		})
 	if err != nil {
 		return nil, err
 	}
-	out := &StorePage{Stores: make([]CertificateStore, 0, len(raw)), Total: total}
-	for i, item := range raw {
-		var s CertificateStore
-		if err := s.UnmarshalJSON(item); err != nil {
-			out.Odd = append(out.Odd, RecordError{Page: page, Index: i, StoreId: recordStoreID(item), Err: err})
-			continue
-		}
-		out.Stores = append(out.Stores, s)
-	}
+	out.Total = total
 	return out, nil
 }
 
@@ -393,25 +400,27 @@ func (c *Client) CertificateStoreTypes(ctx context.Context) ([]CertificateStoreT
 	seen := make(map[int]bool)
 	p := pager{what: "certificate store types", limit: storePageSize, log: c.log}
 	err := p.run(func(page int) (int, int, int, error) {
-		raw, total, err := c.listPage(ctx, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize))
+		fresh := 0
+		n, total, err := listPage(ctx, c, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize),
+			func(i int, w *storeTypeWire, err error) {
+				var t CertificateStoreType
+				if err == nil {
+					err = t.fromWire(w)
+				}
+				switch {
+				case err != nil:
+					odd = append(odd, RecordError{Page: page, Index: i, Err: err})
+					fresh++
+				case !seen[t.StoreType]:
+					seen[t.StoreType] = true
+					fresh++
+					all = append(all, t)
+				}
+			})
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("list certificate store types page %d: %w", page, err)
 		}
-		fresh := 0
-		for i, item := range raw {
-			var t CertificateStoreType
-			if err := t.UnmarshalJSON(item); err != nil {
-				odd = append(odd, RecordError{Page: page, Index: i, Err: err})
-				fresh++
-				continue
-			}
-			if !seen[t.StoreType] {
-				seen[t.StoreType] = true
-				fresh++
-				all = append(all, t)
-			}
-		}
-		return len(raw), fresh, total, nil
+		return n, fresh, total, nil
 	})
 	if err != nil {
 		return nil, odd, err
@@ -449,25 +458,26 @@ func (c *Client) JobHistory(ctx context.Context, q JobHistoryQuery) ([]JobHistor
 			v.Set("pq.sortField", q.SortField)
 			v.Set("pq.sortAscending", strconv.Itoa(q.SortAscending))
 		}
-		raw, total, err := c.listPage(ctx, "/OrchestratorJobs/JobHistory", v)
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("list job history page %d: %w", page, err)
-		}
 		fresh := 0
-		for i, item := range raw {
+		n, total, err := listPage(ctx, c, "/OrchestratorJobs/JobHistory", v, func(i int, w *jobHistoryWire, err error) {
 			var j JobHistory
-			if err := j.UnmarshalJSON(item); err != nil {
+			if err == nil {
+				err = j.fromWire(w)
+			}
+			switch {
+			case err != nil:
 				odd = append(odd, RecordError{Page: page, Index: i, Err: err})
 				fresh++
-				continue
-			}
-			if j.JobHistoryId == 0 || !seen[j.JobHistoryId] {
+			case j.JobHistoryId == 0 || !seen[j.JobHistoryId]:
 				seen[j.JobHistoryId] = true
 				fresh++
 				all = append(all, j)
 			}
+		})
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("list job history page %d: %w", page, err)
 		}
-		return len(raw), fresh, total, nil
+		return n, fresh, total, nil
 	})
 	if err != nil {
 		return nil, odd, err

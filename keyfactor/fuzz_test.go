@@ -1,6 +1,7 @@
 package keyfactor
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -105,6 +106,34 @@ func FuzzDecodeRecords(f *testing.F) {
 	f.Add([]byte(`[{"Id":1,"NotBefore":"2026-03-19T21:26:35.1234567","NotAfter":"2026-03-19 21:26:35+02:00","Locations":[{}]}]`))
 	f.Add([]byte(`[{"Id":1e3,"Thumbprint":"a:b","CertState":"9e99"},{"Id":"{"},null,[],"",0]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The list path: the whole body as a page of certificates, and of
+		// stores.
+		certs := &records[certificateWire]{each: func(i int, w *certificateWire, err error) {
+			var c Certificate
+			if err == nil {
+				err = c.fromWire(w)
+			}
+			if err != nil {
+				checkRecordError(t, RecordError{Index: i, Id: wireID(w.Id), Err: err})
+				return
+			}
+			checkCertificate(t, c)
+		}}
+		_ = decodeResponse("GET", "/Certificates", 200, nil, body, certs, time.Time{}, nil)
+		stores := &records[storeWire]{each: func(i int, w *storeWire, err error) {
+			var s CertificateStore
+			if err == nil {
+				err = s.fromWire(w)
+			}
+			if err != nil {
+				checkRecordError(t, RecordError{Index: i, StoreId: wireStoreID(w.Id), Err: err})
+			} else if s.Id == "" || s.Id != normGUID(s.Id) {
+				t.Fatalf("store decoded with id %q", s.Id)
+			}
+		}}
+		_ = decodeResponse("GET", "/CertificateStores", 200, nil, body, stores, time.Time{}, nil)
+
+		// The single-object path, for every record type.
 		var items []json.RawMessage
 		if json.Unmarshal(body, &items) != nil {
 			items = []json.RawMessage{body}
@@ -112,24 +141,13 @@ func FuzzDecodeRecords(f *testing.F) {
 		for i, item := range items {
 			var c Certificate
 			if err := c.UnmarshalJSON(item); err != nil {
-				checkRecordError(t, RecordError{Index: i, Id: recordID(item), Err: err})
-			} else if c.Id <= 0 || c.NotBefore.IsZero() || c.NotAfter.IsZero() || c.Thumbprint != strings.ToUpper(c.Thumbprint) {
-				t.Fatalf("certificate decoded without its required fields: %+v", c)
+				checkRecordError(t, RecordError{Index: i, Err: err})
 			} else {
-				for _, l := range c.Locations {
-					if l.CertStoreId == "" || l.CertStoreId != normGUID(l.CertStoreId) {
-						t.Fatalf("location store id %q not normalised", l.CertStoreId)
-					}
-				}
-			}
-			var s CertificateStore
-			if err := s.UnmarshalJSON(item); err != nil {
-				checkRecordError(t, RecordError{Index: i, StoreId: recordStoreID(item), Err: err})
-			} else if s.Id == "" || s.Id != normGUID(s.Id) {
-				t.Fatalf("store decoded with id %q", s.Id)
+				checkCertificate(t, c)
 			}
 			for _, dec := range []func([]byte) error{
-				new(CertificateStoreType).UnmarshalJSON, new(JobHistory).UnmarshalJSON, new(CertificateRequest).UnmarshalJSON,
+				new(CertificateStore).UnmarshalJSON, new(CertificateStoreType).UnmarshalJSON, new(JobHistory).UnmarshalJSON,
+				new(CertificateRequest).UnmarshalJSON,
 			} {
 				if err := dec(item); err != nil {
 					checkRecordError(t, RecordError{Index: i, Err: err})
@@ -151,6 +169,21 @@ func FuzzDecodeRecords(f *testing.F) {
 				}
 			}
 		}
+		// The fast paths of the field readers agree with encoding/json.
+		if trimmed := bytes.TrimSpace(body); json.Valid(trimmed) && len(trimmed) > 0 {
+			var want string
+			if json.Unmarshal(trimmed, &want) == nil {
+				if got, err := lenientString(trimmed, "F"); err != nil || got != want {
+					t.Fatalf("lenientString(%q) = %q, %v; encoding/json reads %q", trimmed, got, err, want)
+				}
+			}
+			var n int64
+			if json.Unmarshal(trimmed, &n) == nil && trimmed[0] != '"' {
+				if got, err := lenientInt(trimmed, "F"); err != nil || got != n {
+					t.Fatalf("lenientInt(%q) = %d, %v; encoding/json reads %d", trimmed, got, err, n)
+				}
+			}
+		}
 		if tm, err := ParseTime(string(body)); err == nil && tm.Location() != time.UTC {
 			t.Fatalf("ParseTime(%q) not in UTC", body)
 		}
@@ -158,6 +191,20 @@ func FuzzDecodeRecords(f *testing.F) {
 			t.Fatalf("Quote(%q) = %q", body, q)
 		}
 	})
+}
+
+// checkCertificate fails t if a decoded certificate lacks what runner
+// relies on.
+func checkCertificate(t *testing.T, c Certificate) {
+	t.Helper()
+	if c.Id <= 0 || c.NotBefore.IsZero() || c.NotAfter.IsZero() || c.Thumbprint != strings.ToUpper(c.Thumbprint) {
+		t.Fatalf("certificate decoded without its required fields: %+v", c)
+	}
+	for _, l := range c.Locations {
+		if l.CertStoreId == "" || l.CertStoreId != normGUID(l.CertStoreId) {
+			t.Fatalf("location store id %q not normalised", l.CertStoreId)
+		}
+	}
 }
 
 func checkRecordError(t *testing.T, e RecordError) {
