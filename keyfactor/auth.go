@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -15,9 +16,19 @@ import (
 
 // authenticator sets the Authorization header of one request.
 type authenticator interface {
-	apply(req *http.Request) error
+	// apply authorises req and returns the credential it used, so that a
+	// 401 can be pinned on exactly that credential (see refresher).
+	apply(ctx context.Context, req *http.Request) (string, error)
 	// identity names who the client acts as, without secrets (for logs).
 	identity() string
+}
+
+// refresher is an authenticator whose credential can be fetched anew:
+// drop forgets the credential a refused request used, unless another
+// request has already replaced it, and reports whether asking again can
+// bring a different one.
+type refresher interface {
+	drop(used string) bool
 }
 
 // basicAuth is Active Directory Basic authentication: "DOMAIN\user:password".
@@ -26,9 +37,9 @@ type basicAuth struct {
 	password string
 }
 
-func (a *basicAuth) apply(req *http.Request) error {
+func (a *basicAuth) apply(_ context.Context, req *http.Request) (string, error) {
 	req.SetBasicAuth(a.user, a.password)
-	return nil
+	return "", nil
 }
 
 func (a *basicAuth) identity() string { return a.user }
@@ -36,28 +47,62 @@ func (a *basicAuth) identity() string { return a.user }
 // bearerAuth sends a ready-made access token.
 type bearerAuth struct{ token string }
 
-func (a *bearerAuth) apply(req *http.Request) error {
+func (a *bearerAuth) apply(_ context.Context, req *http.Request) (string, error) {
 	req.Header.Set("Authorization", "Bearer "+a.token)
-	return nil
+	return "", nil
 }
 
 func (a *bearerAuth) identity() string { return "bearer token" }
 
-// oauthAuth fetches and caches tokens with the client credentials grant.
+// oauthAuth fetches tokens with the client credentials grant and keeps the
+// current one until it expires or Command refuses it.
 type oauthAuth struct {
 	clientID string
 	secret   string // only to mask it if the token endpoint echoes it
 	tokenURL string // for error messages; holds no secret
-	source   oauth2.TokenSource
+	config   *clientcredentials.Config
+	client   *http.Client // reaches the token URL
+
+	mu  sync.Mutex // held while a token is fetched, so one fetch serves all
+	tok *oauth2.Token
 }
 
-func (a *oauthAuth) apply(req *http.Request) error {
-	tok, err := a.source.Token()
+func (a *oauthAuth) apply(ctx context.Context, req *http.Request) (string, error) {
+	tok, err := a.token(ctx)
 	if err != nil {
-		return fmt.Errorf("get oauth token: %w", a.tokenError(err))
+		return "", fmt.Errorf("get oauth token: %w", a.tokenError(err))
 	}
 	tok.SetAuthHeader(req)
-	return nil
+	return tok.AccessToken, nil
+}
+
+// token returns the current token, fetching one if there is none or it
+// is about to expire.
+func (a *oauthAuth) token(ctx context.Context) (*oauth2.Token, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tok.Valid() {
+		return a.tok, nil
+	}
+	tok, err := a.config.Token(context.WithValue(ctx, oauth2.HTTPClient, a.client))
+	if err != nil {
+		return nil, err
+	}
+	a.tok = tok
+	return tok, nil
+}
+
+// drop forgets the token used if it is still the current one. Command
+// refuses a token before its stated expiry when it was revoked, when the
+// server's clock runs ahead, or after a restart of the identity provider;
+// a new one may be accepted.
+func (a *oauthAuth) drop(used string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tok != nil && a.tok.AccessToken == used {
+		a.tok = nil
+	}
+	return used != ""
 }
 
 func (a *oauthAuth) identity() string { return "oauth client " + a.clientID }
@@ -165,12 +210,9 @@ func newAuthenticator(cfg *Config, tokenClient *http.Client) (authenticator, err
 	if cfg.Audience != "" {
 		cc.EndpointParams = url.Values{"audience": {cfg.Audience}}
 	}
-	// The token source outlives any one request, so it gets its own
-	// context; tokenClient's timeout bounds each fetch.
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, tokenClient)
 	tokenURL := *u
 	tokenURL.RawQuery, tokenURL.Fragment = "", ""
-	return &oauthAuth{clientID: cfg.ClientID, secret: cfg.ClientSecret, tokenURL: tokenURL.String(), source: cc.TokenSource(ctx)}, nil
+	return &oauthAuth{clientID: cfg.ClientID, secret: cfg.ClientSecret, tokenURL: tokenURL.String(), config: cc, client: tokenClient}, nil
 }
 
 // basicUser returns the user part of Basic credentials: "DOMAIN\user", or

@@ -1,11 +1,16 @@
 // Package keyfactor is the client of the Keyfactor Command REST API used by
 // runner: the wire types, authentication (AD Basic, OAuth2 client
-// credentials, bearer token), TLS trust, one method per endpoint, and the
-// decoding and classification of failures into what may be retried.
+// credentials, bearer token), TLS trust, one method per endpoint, paging,
+// the query language's quoting, the decoding of answers (tolerant where
+// Command versions differ, strict where runner depends on a value), and the
+// classification of failures into what may be retried (Classify) and what
+// they mean for a hint (CauseOf).
 //
 // It owns the wire and nothing else: it does not decide what to renew or
-// when, and it never retries a request that changes state (Renew, Deploy);
-// Classify tells the caller what a failure may have done on the server.
+// when, and it never retries a request that changes state (Renew, Deploy)
+// except once after Command refused an OAuth token with 401, which means
+// the request was not processed. Classify tells the caller what a failure
+// may have done on the server.
 package keyfactor
 
 import (
@@ -90,8 +95,9 @@ type Config struct {
 	// MaxConnsPerHost sizes the keep-alive pool; default 16.
 	MaxConnsPerHost int
 	// GetRetries is how often a GET is repeated after a failure that is
-	// not Permanent; default 2, negative for none. Renew and Deploy are
-	// never repeated.
+	// not Permanent; default 2, negative for none. Renew and Deploy are not
+	// repeated, except once with a new token after Command refused an
+	// OAuth token with 401.
 	GetRetries int
 	// Limiter, if set, is waited on before every request, retries included.
 	Limiter *rate.Limiter
@@ -100,6 +106,11 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent defaults to DefaultUserAgent.
 	UserAgent string
+	// CollectionID, if not 0, is sent as collectionId on certificate reads
+	// and on Renew, for accounts whose certificate permissions are granted
+	// on that certificate collection only (the docs of GET /Certificates,
+	// GET /Certificates/{id} and POST /Enrollment/Renew).
+	CollectionID int
 }
 
 // String describes the configuration without its secrets.
@@ -110,9 +121,9 @@ func (c Config) String() string {
 		}
 		return "set"
 	}
-	return fmt.Sprintf("keyfactor.Config{Hostname:%q Port:%d APIPath:%q Username:%q Password:%s Domain:%q ClientID:%q ClientSecret:%s TokenURL:%q Scopes:%q Audience:%q AccessToken:%s CACert:%s SkipVerify:%t Timeout:%s MaxConnsPerHost:%d GetRetries:%d}",
+	return fmt.Sprintf("keyfactor.Config{Hostname:%q Port:%d APIPath:%q Username:%q Password:%s Domain:%q ClientID:%q ClientSecret:%s TokenURL:%q Scopes:%q Audience:%q AccessToken:%s CACert:%s SkipVerify:%t Timeout:%s MaxConnsPerHost:%d GetRetries:%d CollectionID:%d}",
 		c.Hostname, c.Port, c.APIPath, c.Username, set(c.Password), c.Domain, c.ClientID, set(c.ClientSecret), c.TokenURL,
-		c.Scopes, c.Audience, set(c.AccessToken), set(c.CACert), c.SkipVerify, c.Timeout, c.MaxConnsPerHost, c.GetRetries)
+		c.Scopes, c.Audience, set(c.AccessToken), set(c.CACert), c.SkipVerify, c.Timeout, c.MaxConnsPerHost, c.GetRetries, c.CollectionID)
 }
 
 // GoString is String, so that %#v does not print secrets either.
@@ -132,6 +143,8 @@ type Client struct {
 	limiter   *rate.Limiter
 	log       *slog.Logger
 	userAgent string
+	// collection is Config.CollectionID, 0 for none.
+	collection int
 
 	// now and sleep are swapped by tests to drive time.
 	now   func() time.Time
@@ -151,6 +164,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.CollectionID < 0 {
+		return nil, fmt.Errorf("collection id must not be negative, got %d", cfg.CollectionID)
 	}
 	if cfg.MaxConnsPerHost < 0 {
 		return nil, fmt.Errorf("max connections per host must not be negative, got %d", cfg.MaxConnsPerHost)
@@ -193,15 +209,16 @@ func New(cfg Config) (*Client, error) {
 			// at a login page: report it instead of following it.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		auth:      auth,
-		secrets:   secretsOf(cfg),
-		timeout:   cfg.Timeout,
-		retries:   cfg.GetRetries,
-		limiter:   cfg.Limiter,
-		log:       log,
-		userAgent: ua,
-		now:       time.Now,
-		sleep:     Sleep,
+		auth:       auth,
+		secrets:    secretsOf(cfg),
+		timeout:    cfg.Timeout,
+		retries:    cfg.GetRetries,
+		limiter:    cfg.Limiter,
+		log:        log,
+		userAgent:  ua,
+		collection: cfg.CollectionID,
+		now:        time.Now,
+		sleep:      Sleep,
 	}
 	return c, nil
 }
@@ -351,9 +368,14 @@ type request struct {
 	body     any // marshalled to JSON if not nil
 	out      any // pointer the 2xx body is decoded into
 	secrets  []string
+	// header, if not nil, receives the headers of a 2xx answer.
+	header *http.Header
 }
 
-// do sends r, repeating a GET after failures that are not Permanent.
+// do sends r, repeating a GET after failures that are not Permanent. A
+// 401 to a refreshable credential (an OAuth token) drops that token and
+// sends the request once more with a new one, even a POST: a 401 means
+// Command did not process the request.
 func (c *Client) do(ctx context.Context, r request) error {
 	var payload []byte
 	if r.body != nil {
@@ -368,8 +390,17 @@ func (c *Client) do(ctx context.Context, r request) error {
 		// repeated.
 		attempts += c.retries
 	}
+	refreshed := false
 	for attempt := 1; ; attempt++ {
-		err := c.once(ctx, r, payload, attempt)
+		used, err := c.once(ctx, r, payload, attempt)
+		if !refreshed && statusOf(err) == http.StatusUnauthorized {
+			if rf, ok := c.auth.(refresher); ok && rf.drop(used) {
+				refreshed = true
+				c.log.Debug("keyfactor token refused, fetching a new one", "method", r.method, "endpoint", r.endpoint)
+				attempt--
+				continue
+			}
+		}
 		if err == nil || attempt >= attempts || Classify(err) == Permanent || ctx.Err() != nil {
 			return err
 		}
@@ -385,6 +416,20 @@ func (c *Client) do(ctx context.Context, r request) error {
 			return fmt.Errorf("%w (gave up waiting to retry: %w)", err, werr)
 		}
 	}
+}
+
+// statusOf returns the HTTP status of an APIError from Command itself (not
+// from the token endpoint), 0 otherwise.
+func statusOf(err error) int {
+	var te *TransportError
+	if errors.As(err, &te) {
+		return 0
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
 }
 
 // Backoff is the wait before retry n (1-based) when the server named none
@@ -413,14 +458,15 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// once sends r one time and decodes the answer.
-func (c *Client) once(ctx context.Context, r request, payload []byte, attempt int) error {
+// once sends r one time and decodes the answer. It returns the credential
+// the request carried (see authenticator.apply).
+func (c *Client) once(ctx context.Context, r request, payload []byte, attempt int) (string, error) {
 	terr := func(sent bool, err error) error {
 		return &TransportError{Method: r.method, Endpoint: r.endpoint, Sent: sent, Err: err}
 	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
-			return terr(false, fmt.Errorf("wait for rate limit: %w", err))
+			return "", terr(false, fmt.Errorf("wait for rate limit: %w", err))
 		}
 	}
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -441,7 +487,7 @@ func (c *Client) once(ctx context.Context, r request, payload []byte, attempt in
 	}
 	req, err := http.NewRequestWithContext(actx, r.method, u, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: build request: %w", r.method, r.endpoint, err)
+		return "", fmt.Errorf("%s %s: build request: %w", r.method, r.endpoint, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("x-keyfactor-requested-with", "APIClient")
@@ -450,8 +496,9 @@ func (c *Client) once(ctx context.Context, r request, payload []byte, attempt in
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if err := c.auth.apply(req); err != nil {
-		return terr(false, err)
+	used, err := c.auth.apply(actx, req)
+	if err != nil {
+		return "", terr(false, err)
 	}
 	start := time.Now()
 	resp, err := c.hc.Do(req)
@@ -459,24 +506,28 @@ func (c *Client) once(ctx context.Context, r request, payload []byte, attempt in
 		err = c.explain(ctx, actx, err)
 		c.log.Debug("keyfactor request failed", "method", r.method, "endpoint", r.endpoint, "attempt", attempt,
 			"duration", time.Since(start), "sent", sent.Load(), "error", err)
-		return terr(sent.Load(), err)
+		return used, terr(sent.Load(), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	c.log.Debug("keyfactor request", "method", r.method, "endpoint", r.endpoint, "attempt", attempt,
 		"status", resp.StatusCode, "duration", time.Since(start))
 	if err != nil {
-		return terr(true, fmt.Errorf("read HTTP %d response: %w", resp.StatusCode, c.explain(ctx, actx, err)))
+		return used, terr(true, fmt.Errorf("read HTTP %d response: %w", resp.StatusCode, c.explain(ctx, actx, err)))
 	}
 	if len(data) > maxBody {
-		return &APIError{Method: r.method, Endpoint: r.endpoint, Status: resp.StatusCode,
+		return used, &APIError{Method: r.method, Endpoint: r.endpoint, Status: resp.StatusCode,
 			Message: fmt.Sprintf("response body larger than %d MiB", maxBody>>20)}
 	}
 	secrets := c.secrets
 	if len(r.secrets) > 0 {
 		secrets = append(append([]string(nil), c.secrets...), r.secrets...)
 	}
-	return decodeResponse(r.method, r.endpoint, resp.StatusCode, resp.Header, data, r.out, c.now(), secrets)
+	err = decodeResponse(r.method, r.endpoint, resp.StatusCode, resp.Header, data, r.out, c.now(), secrets)
+	if err == nil && r.header != nil {
+		*r.header = resp.Header
+	}
+	return used, err
 }
 
 // explain replaces the generic error of an expired per-request timeout with
@@ -510,12 +561,18 @@ func decodeResponse(method, endpoint string, status int, header http.Header, bod
 	if len(trimmed) == 0 {
 		return bad("empty response body, expected JSON")
 	}
-	if bytes.Equal(trimmed, []byte("null")) && reflect.TypeOf(out).Elem().Kind() != reflect.Slice {
+	if _, list := out.(bodyDecoder); bytes.Equal(trimmed, []byte("null")) && !list && reflect.TypeOf(out).Elem().Kind() != reflect.Slice {
 		// A null object would decode into a zero value that looks real
 		// (a certificate with Id 0).
 		return bad("response body is null, expected a JSON object")
 	}
-	if err := json.Unmarshal(trimmed, out); err != nil {
+	var err error
+	if bd, ok := out.(bodyDecoder); ok {
+		err = bd.decodeBody(trimmed)
+	} else {
+		err = json.Unmarshal(trimmed, out)
+	}
+	if err != nil {
 		return bad("undecodable JSON body: " + oneLine(err.Error(), 200))
 	}
 	return nil

@@ -7,21 +7,70 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// CertificateQuery selects one page of GET /Certificates.
+// CertificateQuery selects GET /Certificates records.
 type CertificateQuery struct {
 	QueryString   string // pq.queryString, e.g. `Thumbprint -eq "AB12…"`
-	PageReturned  int    // pq.pageReturned, 1-based; 0 leaves the server default
-	ReturnLimit   int    // pq.returnLimit; 0 leaves the server default
+	PageReturned  int    // pq.pageReturned, 1-based; 0 leaves the server default (ListCertificates)
+	ReturnLimit   int    // pq.returnLimit; 0 leaves the server default (ListCertificates) or asks for 100 (AllCertificates)
 	SortField     string // pq.sortField
 	SortAscending int    // pq.sortAscending: 0 ascending, 1 descending; sent only with SortField
 	// IncludeLocations fills Certificate.Locations.
 	IncludeLocations bool
-	// IncludeExpired also returns expired certificates (pq.includeExpired).
+	// IncludeExpired and IncludeRevoked also return expired and revoked
+	// certificates (pq.includeExpired, pq.includeRevoked).
 	IncludeExpired bool
+	IncludeRevoked bool
+}
+
+// RecordError is one record of a list answer that could not be decoded.
+// The rest of its page is kept.
+type RecordError struct {
+	Page    int    // 1-based page of the listing, 0 for a single request
+	Index   int    // 0-based position in its page
+	Id      int    // the record's integer Id, 0 if unreadable or a store
+	StoreId string // a store record's Id, if readable
+	Err     error
+}
+
+// Error names the record and what was wrong with it.
+func (e *RecordError) Error() string {
+	var b strings.Builder
+	if e.Page > 0 {
+		fmt.Fprintf(&b, "page %d ", e.Page)
+	}
+	fmt.Fprintf(&b, "record %d", e.Index)
+	switch {
+	case e.Id != 0:
+		fmt.Fprintf(&b, " (id %d)", e.Id)
+	case e.StoreId != "":
+		fmt.Fprintf(&b, " (store %s)", e.StoreId)
+	}
+	return b.String() + ": " + oneLine(e.Err.Error(), maxMessage)
+}
+
+// Unwrap returns the decoding error.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// CertificatePage is one page of GET /Certificates.
+type CertificatePage struct {
+	Certificates []Certificate
+	// Total is X-Total-Count, -1 when absent or unreadable. A server whose
+	// count disagrees with what it hands out is the caller's to report.
+	Total int
+	// Odd are the records that could not be decoded.
+	Odd []RecordError
+}
+
+// StorePage is one page of GET /CertificateStores.
+type StorePage struct {
+	Stores []CertificateStore
+	Total  int // X-Total-Count, -1 when absent or unreadable
+	Odd    []RecordError
 }
 
 // StoreQuery selects one page of GET /CertificateStores.
@@ -29,6 +78,14 @@ type StoreQuery struct {
 	QueryString  string // certificateStoreQuery.queryString, e.g. `ContainerId -eq 3`
 	PageReturned int    // certificateStoreQuery.pageReturned, 1-based; 0 leaves the server default
 	ReturnLimit  int    // certificateStoreQuery.returnLimit; 0 leaves the server default
+}
+
+// JobHistoryQuery selects GET /OrchestratorJobs/JobHistory records.
+type JobHistoryQuery struct {
+	QueryString   string // pq.queryString, e.g. `JobId -eq "…"`
+	ReturnLimit   int    // page size asked for; 0 asks for 100
+	SortField     string // pq.sortField, e.g. "JobHistoryId"
+	SortAscending int    // 0 ascending, 1 descending; sent only with SortField
 }
 
 // StatusEndpoints calls GET /Status/Endpoints, the endpoints the caller may
@@ -39,15 +96,12 @@ func (c *Client) StatusEndpoints(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
-// MyPermissions calls GET /Security/My/Permissions and returns the caller's
-// permissions, e.g. "/certificate_stores/schedule/4/". See HasPermission.
-func (c *Client) MyPermissions(ctx context.Context) ([]string, error) {
-	var out MyPermissions
-	err := c.do(ctx, request{method: http.MethodGet, endpoint: "/Security/My/Permissions", path: "/Security/My/Permissions", out: &out})
-	if err != nil {
-		return nil, err
+// withCollection adds collectionId when the client has one.
+func (c *Client) withCollection(v url.Values) url.Values {
+	if c.collection != 0 {
+		v.Set("collectionId", strconv.Itoa(c.collection))
 	}
-	return out.Permissions, nil
+	return v
 }
 
 // GetCertificate calls GET /Certificates/{id}; includeLocations fills
@@ -59,15 +113,15 @@ func (c *Client) GetCertificate(ctx context.Context, id int, includeLocations bo
 	}
 	var out Certificate
 	err := c.do(ctx, request{method: http.MethodGet, endpoint: "/Certificates/{id}",
-		path: "/Certificates/" + strconv.Itoa(id), query: q, out: &out})
+		path: "/Certificates/" + strconv.Itoa(id), query: c.withCollection(q), out: &out})
 	if err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// ListCertificates calls GET /Certificates and returns one page.
-func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) ([]Certificate, error) {
+// certificateParams builds the query parameters of GET /Certificates.
+func (c *Client) certificateParams(q CertificateQuery) url.Values {
 	v := pageQuery("pq.", q.QueryString, q.PageReturned, q.ReturnLimit)
 	if q.SortField != "" {
 		v.Set("pq.sortField", q.SortField)
@@ -79,22 +133,176 @@ func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) ([]Ce
 	if q.IncludeExpired {
 		v.Set("pq.includeExpired", "true")
 	}
-	var out []Certificate
-	err := c.do(ctx, request{method: http.MethodGet, endpoint: "/Certificates", path: "/Certificates", query: v, out: &out})
-	return out, err
+	if q.IncludeRevoked {
+		v.Set("pq.includeRevoked", "true")
+	}
+	return c.withCollection(v)
 }
 
-// ListCertificateStores calls GET /CertificateStores and returns one page.
-func (c *Client) ListCertificateStores(ctx context.Context, q StoreQuery) ([]CertificateStore, error) {
-	v := pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit)
-	var out []CertificateStore
-	err := c.do(ctx, request{method: http.MethodGet, endpoint: "/CertificateStores", path: "/CertificateStores", query: v, out: &out})
-	return out, err
+// ListCertificates calls GET /Certificates and returns one page. A record
+// that cannot be decoded is reported in Odd; the page is not failed.
+func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) (*CertificatePage, error) {
+	return c.certificatePage(ctx, c.certificateParams(q), 0)
+}
+
+func (c *Client) certificatePage(ctx context.Context, v url.Values, page int) (*CertificatePage, error) {
+	out := &CertificatePage{}
+	_, total, err := listPage(ctx, c, "/Certificates", v, func(i int, w *certificateWire, err error) {
+		var cert Certificate
+		if err == nil {
+			err = cert.fromWire(w)
+		}
+		if err != nil {
+			out.Odd = append(out.Odd, RecordError{Page: page, Index: i, Id: wireID(w.Id), Err: err})
+			return
+		}
+		out.Certificates = append(out.Certificates, cert)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Total = total
+	return out, nil
+}
+
+// certPageSize is the page size AllCertificates asks for when the query
+// names none.
+const certPageSize = 100
+
+// AllCertificates pages through GET /Certificates and calls each for every
+// certificate, in the order Command returns them, each id once. It never
+// trusts the page size it asked for (servers cap it): it stops at an empty
+// page, or at a short page once X-Total-Count agrees (see pager). The
+// records that could not be decoded are returned; an error from each stops
+// the listing and is returned as is.
+func (c *Client) AllCertificates(ctx context.Context, q CertificateQuery, each func(*Certificate) error) ([]RecordError, error) {
+	limit := q.ReturnLimit
+	if limit <= 0 {
+		limit = certPageSize
+	}
+	var odd []RecordError
+	seen := make(map[int]bool)
+	p := pager{what: "certificates", limit: limit, log: c.log}
+	err := p.run(func(page int) (int, int, int, error) {
+		q.PageReturned, q.ReturnLimit = page, limit
+		cp, err := c.certificatePage(ctx, c.certificateParams(q), page)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("list certificates page %d: %w", page, err)
+		}
+		fresh := len(cp.Odd)
+		for i := range cp.Certificates {
+			cert := &cp.Certificates[i]
+			if seen[cert.Id] {
+				continue
+			}
+			seen[cert.Id] = true
+			fresh++
+			if err := each(cert); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		odd = append(odd, cp.Odd...)
+		return len(cp.Certificates) + len(cp.Odd), fresh, cp.Total, nil
+	})
+	return odd, err
+}
+
+// maxURLLength bounds the whole URL of a batched read. IIS refuses query
+// strings over 2048 bytes by default (request filtering, maxQueryString);
+// 1800 for the whole URL keeps well inside that.
+const maxURLLength = 1800
+
+// CertificatesByID reads the given ids with `Id -eq a OR Id -eq b …`
+// queries, as many requests as the URL budget needs, expired and revoked
+// certificates included (as GET /Certificates/{id} would return them). A
+// batch is paged if the server caps the page. Ids Command did not return
+// are absent from the map. When Command refuses the query (400, 414, or
+// 404 as IIS answers an over-long query string), the error wraps
+// ErrQueryRefused and the caller reads one id at a time.
+func (c *Client) CertificatesByID(ctx context.Context, ids []int, includeLocations bool) (map[int]*Certificate, []RecordError, error) {
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	out := make(map[int]*Certificate, len(want))
+	var odd []RecordError
+	for len(want) > 0 && want[0] <= 0 {
+		want = want[1:]
+	}
+	for len(want) > 0 {
+		n := c.batchSize(want, includeLocations)
+		batch := want[:n]
+		want = want[n:]
+		asked := make(map[int]bool, len(batch))
+		for _, id := range batch {
+			asked[id] = true
+		}
+		q := CertificateQuery{QueryString: idQuery(batch), ReturnLimit: len(batch), IncludeLocations: includeLocations,
+			IncludeExpired: true, IncludeRevoked: true}
+		batchOdd, err := c.AllCertificates(ctx, q, func(cert *Certificate) error {
+			if asked[cert.Id] { // an answer for an id nobody asked for is ignored
+				cp := *cert
+				out[cert.Id] = &cp
+			}
+			return nil
+		})
+		odd = append(odd, batchOdd...)
+		if err != nil {
+			var ae *APIError
+			if errors.As(err, &ae) && ae.Endpoint == "/Certificates" &&
+				(ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotFound || ae.Status == http.StatusRequestURITooLong) {
+				return out, odd, fmt.Errorf("read %d certificates by id: %w: %w", len(batch), ErrQueryRefused, err)
+			}
+			return out, odd, fmt.Errorf("read %d certificates by id: %w", len(batch), err)
+		}
+	}
+	return out, odd, nil
+}
+
+// batchSize returns how many of ids fit in one request's URL budget (at
+// least one).
+func (c *Client) batchSize(ids []int, includeLocations bool) int {
+	fits := func(n int) bool {
+		q := CertificateQuery{QueryString: idQuery(ids[:n]), PageReturned: 1, ReturnLimit: n, IncludeLocations: includeLocations,
+			IncludeExpired: true, IncludeRevoked: true}
+		return len(c.base)+len("/Certificates?")+len(c.certificateParams(q).Encode()) <= maxURLLength
+	}
+	// The URL grows with n, so the largest n that fits can be found by
+	// bisection.
+	lo, hi := 1, len(ids)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if fits(mid) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// listPage sends one GET of a list endpoint, hands each record to each
+// (see records), and returns how many records the page held and
+// X-Total-Count (-1 when absent or unreadable).
+func listPage[W any](ctx context.Context, c *Client, endpoint string, v url.Values, each func(i int, w *W, err error)) (int, int, error) {
+	list := &records[W]{each: each}
+	var h http.Header
+	err := c.do(ctx, request{method: http.MethodGet, endpoint: endpoint, path: endpoint, query: v, out: list, header: &h})
+	if err != nil {
+		return 0, 0, err
+	}
+	total := -1
+	if s := strings.TrimSpace(h.Get("X-Total-Count")); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+			total = n
+		}
+	}
+	return list.n, total, nil
 }
 
 // pageQuery builds the paged-query parameters that Command's list
 // endpoints share, under each endpoint's own prefix ("pq.",
-// "certificateStoreQuery."); zero values are left to the server's default.
+// "certificateStoreQuery.", "cstquery."); zero values are left to the
+// server's default.
 func pageQuery(prefix, queryString string, page, limit int) url.Values {
 	v := url.Values{}
 	if queryString != "" {
@@ -109,31 +317,63 @@ func pageQuery(prefix, queryString string, page, limit int) url.Values {
 	return v
 }
 
+// ListCertificateStores calls GET /CertificateStores and returns one page.
+func (c *Client) ListCertificateStores(ctx context.Context, q StoreQuery) (*StorePage, error) {
+	return c.storePage(ctx, q, 0)
+}
+
+func (c *Client) storePage(ctx context.Context, q StoreQuery, page int) (*StorePage, error) {
+	out := &StorePage{}
+	_, total, err := listPage(ctx, c, "/CertificateStores", pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit),
+		func(i int, w *storeWire, err error) {
+			var s CertificateStore
+			if err == nil {
+				err = s.fromWire(w)
+			}
+			if err != nil {
+				out.Odd = append(out.Odd, RecordError{Page: page, Index: i, StoreId: wireStoreID(w.Id), Err: err})
+				return
+			}
+			out.Stores = append(out.Stores, s)
+		})
+	if err != nil {
+		return nil, err
+	}
+	out.Total = total
+	return out, nil
+}
+
 // storePageSize is the page size AllCertificateStores asks for.
 const storePageSize = 100
 
-// AllCertificateStores pages through GET /CertificateStores (100 a page)
-// until a page comes back short or empty.
-func (c *Client) AllCertificateStores(ctx context.Context, queryString string) ([]CertificateStore, error) {
+// AllCertificateStores pages through GET /CertificateStores with the same
+// rule as AllCertificates and returns every store once, and the records
+// that could not be decoded.
+func (c *Client) AllCertificateStores(ctx context.Context, queryString string) ([]CertificateStore, []RecordError, error) {
 	var all []CertificateStore
+	var odd []RecordError
 	seen := make(map[string]bool)
-	for page := 1; ; page++ {
-		stores, err := c.ListCertificateStores(ctx, StoreQuery{QueryString: queryString, PageReturned: page, ReturnLimit: storePageSize})
+	p := pager{what: "certificate stores", limit: storePageSize, log: c.log}
+	err := p.run(func(page int) (int, int, int, error) {
+		sp, err := c.storePage(ctx, StoreQuery{QueryString: queryString, PageReturned: page, ReturnLimit: storePageSize}, page)
 		if err != nil {
-			return nil, fmt.Errorf("list certificate stores page %d: %w", page, err)
+			return 0, 0, 0, fmt.Errorf("list certificate stores page %d: %w", page, err)
 		}
-		if len(stores) > 0 && seen[strings.ToLower(stores[0].Id)] {
-			// A server that ignores pageReturned sends page 1 forever.
-			return nil, fmt.Errorf("list certificate stores page %d: the server repeated store %s from an earlier page; it seems to ignore certificateStoreQuery.pageReturned", page, stores[0].Id)
+		fresh := len(sp.Odd)
+		for _, s := range sp.Stores {
+			if !seen[s.Id] {
+				seen[s.Id] = true
+				fresh++
+				all = append(all, s)
+			}
 		}
-		for _, s := range stores {
-			seen[strings.ToLower(s.Id)] = true
-		}
-		all = append(all, stores...)
-		if len(stores) < storePageSize {
-			return all, nil
-		}
+		odd = append(odd, sp.Odd...)
+		return len(sp.Stores) + len(sp.Odd), fresh, sp.Total, nil
+	})
+	if err != nil {
+		return nil, odd, err
 	}
+	return all, odd, nil
 }
 
 // GetCertificateStore calls GET /CertificateStores/{id}.
@@ -150,9 +390,106 @@ func (c *Client) GetCertificateStore(ctx context.Context, id string) (*Certifica
 	return &out, nil
 }
 
-// Renew calls POST /Enrollment/Renew. A zero Timestamp is set to now. It is
-// sent once: after an error, Classify says whether the renewal may have
-// happened.
+// CertificateStoreTypes calls GET /CertificateStoreTypes (paged with
+// cstquery.*, as the OpenAPI file names the parameters; the docs give a
+// default page of 50) and returns every store type once, and the records
+// that could not be decoded.
+func (c *Client) CertificateStoreTypes(ctx context.Context) ([]CertificateStoreType, []RecordError, error) {
+	var all []CertificateStoreType
+	var odd []RecordError
+	seen := make(map[int]bool)
+	p := pager{what: "certificate store types", limit: storePageSize, log: c.log}
+	err := p.run(func(page int) (int, int, int, error) {
+		fresh := 0
+		n, total, err := listPage(ctx, c, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize),
+			func(i int, w *storeTypeWire, err error) {
+				var t CertificateStoreType
+				if err == nil {
+					err = t.fromWire(w)
+				}
+				switch {
+				case err != nil:
+					odd = append(odd, RecordError{Page: page, Index: i, Err: err})
+					fresh++
+				case !seen[t.StoreType]:
+					seen[t.StoreType] = true
+					fresh++
+					all = append(all, t)
+				}
+			})
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("list certificate store types page %d: %w", page, err)
+		}
+		return n, fresh, total, nil
+	})
+	if err != nil {
+		return nil, odd, err
+	}
+	return all, odd, nil
+}
+
+// CertificateRequest calls GET /Workflow/Certificates/{id}: the state of a
+// request that needed approval at the CA. An unknown id is an APIError
+// with status 404.
+func (c *Client) CertificateRequest(ctx context.Context, requestID int) (*CertificateRequest, error) {
+	var out CertificateRequest
+	err := c.do(ctx, request{method: http.MethodGet, endpoint: "/Workflow/Certificates/{id}",
+		path: "/Workflow/Certificates/" + strconv.Itoa(requestID), out: &out})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// JobHistory pages through GET /OrchestratorJobs/JobHistory for the records
+// q selects and returns them, and the records that could not be decoded.
+func (c *Client) JobHistory(ctx context.Context, q JobHistoryQuery) ([]JobHistory, []RecordError, error) {
+	limit := q.ReturnLimit
+	if limit <= 0 {
+		limit = certPageSize
+	}
+	var all []JobHistory
+	var odd []RecordError
+	seen := make(map[int64]bool)
+	p := pager{what: "job history", limit: limit, log: c.log}
+	err := p.run(func(page int) (int, int, int, error) {
+		v := pageQuery("pq.", q.QueryString, page, limit)
+		if q.SortField != "" {
+			v.Set("pq.sortField", q.SortField)
+			v.Set("pq.sortAscending", strconv.Itoa(q.SortAscending))
+		}
+		fresh := 0
+		n, total, err := listPage(ctx, c, "/OrchestratorJobs/JobHistory", v, func(i int, w *jobHistoryWire, err error) {
+			var j JobHistory
+			if err == nil {
+				err = j.fromWire(w)
+			}
+			switch {
+			case err != nil:
+				odd = append(odd, RecordError{Page: page, Index: i, Err: err})
+				fresh++
+			case j.JobHistoryId == 0 || !seen[j.JobHistoryId]:
+				seen[j.JobHistoryId] = true
+				fresh++
+				all = append(all, j)
+			}
+		})
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("list job history page %d: %w", page, err)
+		}
+		return n, fresh, total, nil
+	})
+	if err != nil {
+		return nil, odd, err
+	}
+	return all, odd, nil
+}
+
+// Renew calls POST /Enrollment/Renew (with collectionId when the client has
+// one). A zero Timestamp is set to now. It is sent once (a second time only
+// with a new token after Command refused an OAuth token with 401): after an
+// error, Classify says whether the renewal may have happened. A 200 answer whose ids are not integers is an APIError
+// of class Unknown; Outcome classifies the others.
 func (c *Client) Renew(ctx context.Context, req RenewalRequest) (*RenewalResponse, error) {
 	if (req.CertificateId == 0) == (req.Thumbprint == "") {
 		return nil, errors.New("renew: set exactly one of CertificateId and Thumbprint")
@@ -160,9 +497,9 @@ func (c *Client) Renew(ctx context.Context, req RenewalRequest) (*RenewalRespons
 	if req.Timestamp.IsZero() {
 		req.Timestamp = c.now()
 	}
-	req.Timestamp = req.Timestamp.UTC()
 	var out RenewalResponse
-	err := c.do(ctx, request{method: http.MethodPost, endpoint: "/Enrollment/Renew", path: "/Enrollment/Renew", body: req, out: &out})
+	err := c.do(ctx, request{method: http.MethodPost, endpoint: "/Enrollment/Renew", path: "/Enrollment/Renew",
+		query: c.withCollection(url.Values{}), body: req, out: &out})
 	if err != nil {
 		return nil, err
 	}
@@ -170,8 +507,9 @@ func (c *Client) Renew(ctx context.Context, req RenewalRequest) (*RenewalRespons
 }
 
 // Deploy calls POST /Enrollment/PFX/Deploy, which creates one management job
-// per store in SuccessfulStores. It is sent once: after an error, Classify
-// says whether jobs may have been created.
+// per store in SuccessfulStores. It is sent once (a second time only with a
+// new token after Command refused an OAuth token with 401): after an error,
+// Classify says whether jobs may have been created.
 func (c *Client) Deploy(ctx context.Context, req DeployRequest) (*DeployResponse, error) {
 	if req.CertificateId == 0 && req.RequestId == 0 {
 		return nil, errors.New("deploy: set CertificateId or RequestId")
@@ -181,10 +519,6 @@ func (c *Client) Deploy(ctx context.Context, req DeployRequest) (*DeployResponse
 		return nil, errors.New("deploy: set Stores or the obsolete StoreIds and StoreTypes, not both")
 	case len(req.Stores) == 0 && len(req.StoreIds) == 0:
 		return nil, errors.New("deploy: no stores")
-	}
-	if req.JobTime != nil {
-		t := req.JobTime.UTC()
-		req.JobTime = &t
 	}
 	var out DeployResponse
 	err := c.do(ctx, request{method: http.MethodPost, endpoint: "/Enrollment/PFX/Deploy", path: "/Enrollment/PFX/Deploy",
@@ -217,7 +551,7 @@ func LegacyDeployRequest(req DeployRequest, storeTypes map[string]int) (DeployRe
 	}
 	types := make(map[string]int, len(storeTypes))
 	for id, t := range storeTypes {
-		types[strings.ToLower(id)] = t
+		types[normGUID(id)] = t
 	}
 	out := req
 	out.Stores = nil
@@ -225,7 +559,7 @@ func LegacyDeployRequest(req DeployRequest, storeTypes map[string]int) (DeployRe
 	out.StoreTypes = nil
 	first := make(map[int]DeployStore) // store type -> the store that set its alias etc.
 	for _, s := range req.Stores {
-		t, ok := types[strings.ToLower(s.StoreId)]
+		t, ok := types[normGUID(s.StoreId)]
 		if !ok {
 			return req, fmt.Errorf("legacy deploy request: store %s: store type unknown", s.StoreId)
 		}

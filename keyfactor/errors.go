@@ -1,6 +1,7 @@
 package keyfactor
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -134,11 +135,7 @@ func Classify(err error) Class {
 		if te.Sent {
 			return Unknown
 		}
-		var verr *tls.CertificateVerificationError
-		var uerr x509.UnknownAuthorityError
-		var herr x509.HostnameError
-		var cerr x509.CertificateInvalidError
-		if errors.As(te.Err, &verr) || errors.As(te.Err, &uerr) || errors.As(te.Err, &herr) || errors.As(te.Err, &cerr) {
+		if isTLSError(te.Err) {
 			// Nothing was processed, but trying again cannot change the
 			// server's certificate: calling it Retryable would only make
 			// callers wait for nothing.
@@ -335,4 +332,140 @@ func redact(s string, secrets []string) string {
 		}
 	}
 	return s
+}
+
+// ErrQueryRefused is wrapped by the error of CertificatesByID when Command
+// refused the batched query (400, 414, or 404 on the list endpoint, as IIS
+// answers a query string over its limit): the caller reads the ids one at
+// a time instead.
+var ErrQueryRefused = errors.New("command refused the batched certificate query")
+
+// Cause is what a failure means to the person running runner, so that the
+// CLI can give the hint that fits it.
+type Cause int
+
+const (
+	// CauseOther: none of the below (a refused request, a bad answer,
+	// cancellation).
+	CauseOther Cause = iota
+	// CauseUnreachable: no answer from Command: DNS, connection refused or
+	// reset, or a timeout before any answer.
+	CauseUnreachable
+	// CauseTLS: the TLS handshake failed, most often because the server's
+	// certificate is not trusted (KEYFACTOR_CA_CERT).
+	CauseTLS
+	// CauseUnauthorized: 401 from Command, or the token endpoint refused
+	// the client credentials.
+	CauseUnauthorized
+	// CauseForbidden: 403.
+	CauseForbidden
+	// CauseNotFound: 404; EndpointOf names the endpoint (a 404 on
+	// /Status/Endpoints means the API path is wrong).
+	CauseNotFound
+	// CauseBusy: 429 or 503; try again later.
+	CauseBusy
+	// CauseServer: another 5xx.
+	CauseServer
+)
+
+// String returns "unreachable", "tls", "unauthorized", "forbidden",
+// "not found", "busy", "server" or "other".
+func (c Cause) String() string {
+	switch c {
+	case CauseOther:
+		return "other"
+	case CauseUnreachable:
+		return "unreachable"
+	case CauseTLS:
+		return "tls"
+	case CauseUnauthorized:
+		return "unauthorized"
+	case CauseForbidden:
+		return "forbidden"
+	case CauseNotFound:
+		return "not found"
+	case CauseBusy:
+		return "busy"
+	case CauseServer:
+		return "server"
+	}
+	return "Cause(" + strconv.Itoa(int(c)) + ")"
+}
+
+// CauseOf tells what err, returned by a Client method, means for a hint.
+func CauseOf(err error) Cause {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return CauseOther
+	}
+	var te *TransportError
+	if errors.As(err, &te) {
+		var ae *APIError
+		if errors.As(te.Err, &ae) {
+			// The token endpoint answered: a refusal of the client
+			// credentials is an authentication problem.
+			if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusBadRequest &&
+				(ae.Code == "invalid_client" || ae.Code == "unauthorized_client" || ae.Code == "invalid_grant") {
+				return CauseUnauthorized
+			}
+			return causeOfStatus(ae.Status)
+		}
+		if isTLSError(te.Err) {
+			return CauseTLS
+		}
+		if errors.Is(te.Err, context.Canceled) {
+			return CauseOther
+		}
+		return CauseUnreachable
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return causeOfStatus(ae.Status)
+	}
+	return CauseOther
+}
+
+func causeOfStatus(status int) Cause {
+	switch {
+	case status == http.StatusUnauthorized:
+		return CauseUnauthorized
+	case status == http.StatusForbidden:
+		return CauseForbidden
+	case status == http.StatusNotFound:
+		return CauseNotFound
+	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable:
+		return CauseBusy
+	case status >= 500:
+		return CauseServer
+	}
+	return CauseOther
+}
+
+// isTLSError reports whether err is a failed TLS handshake: an untrusted
+// or mismatched certificate, an alert, or a server that does not speak TLS.
+func isTLSError(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	var cerr x509.CertificateInvalidError
+	var rerr tls.RecordHeaderError
+	var aerr tls.AlertError
+	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) ||
+		errors.As(err, &rerr) || errors.As(err, &aerr) ||
+		// net/http replaces the RecordHeaderError of a plain-HTTP answer
+		// with an error of its own that wraps nothing.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// EndpointOf returns the method and route template of the request err
+// failed on ("GET", "/Status/Endpoints"), or "", "" if err names none.
+func EndpointOf(err error) (method, endpoint string) {
+	var te *TransportError
+	if errors.As(err, &te) {
+		return te.Method, te.Endpoint
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Method, ae.Endpoint
+	}
+	return "", ""
 }

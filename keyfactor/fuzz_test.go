@@ -1,6 +1,8 @@
 package keyfactor
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -47,8 +49,11 @@ func FuzzDecodeResponse(f *testing.F) {
 			func() any { return new([]CertificateStore) },
 			func() any { return new(RenewalResponse) },
 			func() any { return new(DeployResponse) },
-			func() any { return new(MyPermissions) },
 			func() any { return new([]string) },
+			func() any { return new(CertificateStoreType) },
+			func() any { return new(CertificateRequest) },
+			func() any { return new(JobHistory) },
+			func() any { return new([]json.RawMessage) },
 		}
 		out := outs[int(kind)%len(outs)]()
 		h := http.Header{}
@@ -82,4 +87,133 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		_ = Classify(err)
 	})
+}
+
+// FuzzDecodeRecords feeds arbitrary list bodies through the record
+// decoders the list endpoints use. Nothing may panic, a record is either
+// decoded or reported with a one-line error, and what decodes keeps the
+// invariants runner relies on.
+func FuzzDecodeRecords(f *testing.F) {
+	for _, name := range []string{"certificates_page50.json", "stores_page.json", "store_types.json", "job_history.json",
+		"certificate.json", "certificate_principal.json", "renew_issued.json", "renew_bad_ids.json", "deploy_response_messy.json",
+		"workflow_request.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`[{"Id":1,"NotBefore":"2026-03-19T21:26:35.1234567","NotAfter":"2026-03-19 21:26:35+02:00","Locations":[{}]}]`))
+	f.Add([]byte(`[{"Id":1e3,"Thumbprint":"a:b","CertState":"9e99"},{"Id":"{"},null,[],"",0]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		// The list path: the whole body as a page of certificates, and of
+		// stores.
+		certs := &records[certificateWire]{each: func(i int, w *certificateWire, err error) {
+			var c Certificate
+			if err == nil {
+				err = c.fromWire(w)
+			}
+			if err != nil {
+				checkRecordError(t, RecordError{Index: i, Id: wireID(w.Id), Err: err})
+				return
+			}
+			checkCertificate(t, c)
+		}}
+		_ = decodeResponse("GET", "/Certificates", 200, nil, body, certs, time.Time{}, nil)
+		stores := &records[storeWire]{each: func(i int, w *storeWire, err error) {
+			var s CertificateStore
+			if err == nil {
+				err = s.fromWire(w)
+			}
+			if err != nil {
+				checkRecordError(t, RecordError{Index: i, StoreId: wireStoreID(w.Id), Err: err})
+			} else if s.Id == "" || s.Id != normGUID(s.Id) {
+				t.Fatalf("store decoded with id %q", s.Id)
+			}
+		}}
+		_ = decodeResponse("GET", "/CertificateStores", 200, nil, body, stores, time.Time{}, nil)
+
+		// The single-object path, for every record type.
+		var items []json.RawMessage
+		if json.Unmarshal(body, &items) != nil {
+			items = []json.RawMessage{body}
+		}
+		for i, item := range items {
+			var c Certificate
+			if err := c.UnmarshalJSON(item); err != nil {
+				checkRecordError(t, RecordError{Index: i, Err: err})
+			} else {
+				checkCertificate(t, c)
+			}
+			for _, dec := range []func([]byte) error{
+				new(CertificateStore).UnmarshalJSON, new(CertificateStoreType).UnmarshalJSON, new(JobHistory).UnmarshalJSON,
+				new(CertificateRequest).UnmarshalJSON,
+			} {
+				if err := dec(item); err != nil {
+					checkRecordError(t, RecordError{Index: i, Err: err})
+				}
+			}
+			var r RenewalResponse
+			if err := r.UnmarshalJSON(item); err == nil {
+				if r.KeyfactorId < 0 || r.KeyfactorRequestId < 0 {
+					t.Fatalf("negative ids decoded: %+v", r)
+				}
+				_ = r.Outcome()
+			}
+			var d DeployResponse
+			if err := d.UnmarshalJSON(item); err == nil {
+				for _, id := range append(d.SuccessfulStores, d.FailedStores...) {
+					if id != normGUID(id) {
+						t.Fatalf("deploy store id %q not normalised", id)
+					}
+				}
+			}
+		}
+		// The fast paths of the field readers agree with encoding/json.
+		if trimmed := bytes.TrimSpace(body); json.Valid(trimmed) && len(trimmed) > 0 {
+			var want string
+			if json.Unmarshal(trimmed, &want) == nil {
+				if got, err := lenientString(trimmed, "F"); err != nil || got != want {
+					t.Fatalf("lenientString(%q) = %q, %v; encoding/json reads %q", trimmed, got, err, want)
+				}
+			}
+			var n int64
+			if json.Unmarshal(trimmed, &n) == nil && trimmed[0] != '"' {
+				if got, err := lenientInt(trimmed, "F"); err != nil || got != n {
+					t.Fatalf("lenientInt(%q) = %d, %v; encoding/json reads %d", trimmed, got, err, n)
+				}
+			}
+		}
+		if tm, err := ParseTime(string(body)); err == nil && tm.Location() != time.UTC {
+			t.Fatalf("ParseTime(%q) not in UTC", body)
+		}
+		if q, err := Quote(string(body)); err == nil && (strings.Count(q, `"`) != 2 || strings.ContainsAny(q, "\r\n")) {
+			t.Fatalf("Quote(%q) = %q", body, q)
+		}
+	})
+}
+
+// checkCertificate fails t if a decoded certificate lacks what runner
+// relies on.
+func checkCertificate(t *testing.T, c Certificate) {
+	t.Helper()
+	if c.Id <= 0 || c.NotBefore.IsZero() || c.NotAfter.IsZero() || c.Thumbprint != strings.ToUpper(c.Thumbprint) {
+		t.Fatalf("certificate decoded without its required fields: %+v", c)
+	}
+	for _, l := range c.Locations {
+		if l.CertStoreId == "" || l.CertStoreId != normGUID(l.CertStoreId) {
+			t.Fatalf("location store id %q not normalised", l.CertStoreId)
+		}
+	}
+}
+
+func checkRecordError(t *testing.T, e RecordError) {
+	t.Helper()
+	msg := e.Error()
+	if !utf8.ValidString(msg) && utf8.ValidString(e.Err.Error()) {
+		t.Fatalf("record error text %q", msg)
+	}
+	if strings.ContainsAny(msg, "\n\r") {
+		t.Fatalf("multi-line record error %q", msg)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,3 +97,5 @@ func fixture(tb testing.TB, name string) []byte {
 	}
 	return b
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
