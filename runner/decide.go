@@ -313,12 +313,12 @@ func dueAt(c *keyfactor.Certificate, rb plan.RenewBefore) time.Time {
 	return rb.DueAt(c.NotBefore, c.NotAfter)
 }
 
-// latestRenewal is the lineage's newest renewal, of any kind and state.
+// latestRenewal is the lineage's newest renewal that was not abandoned.
 func latestRenewal(l *journal.Lineage) (journal.Renewal, bool) {
-	if l == nil || len(l.Renewals) == 0 {
+	if l == nil {
 		return journal.Renewal{}, false
 	}
-	return l.Renewals[len(l.Renewals)-1], true
+	return l.Latest()
 }
 
 // currentID is the certificate that is in the stores now, the one whose

@@ -342,11 +342,8 @@ func (s *run) gather(ctx context.Context, t *target, a action) error {
 				return fmt.Errorf("journal: %w", err)
 			}
 		}
-		t.f.lineage = withoutLatest(t.f.lineage)
+		t.f.lineage = withRenewal(t.f.lineage, a.renewal.Seq, func(r *journal.Renewal) { r.State = journal.StateAbandoned })
 		t.f.search, t.f.request = nil, nil
-		if t.f.lineage == nil && t.f.planCert == nil {
-			t.f.planCert = t.f.current // the lineage's root, read as its current certificate
-		}
 	case actComplete:
 		found := a.found
 		s.log.Info("found the certificate of an earlier renewal", "certificate", a.renewal.OldCertificateID, "new_certificate", found.Id)
@@ -396,23 +393,32 @@ func (s *run) gather(ctx context.Context, t *target, a action) error {
 	return nil
 }
 
-// changeLatest applies change to the lineage's latest renewal, in the
-// journal and in the facts.
+// changeLatest applies change to the lineage's renewal r, in the journal
+// and in the facts.
 func (s *run) changeLatest(t *target, r journal.Renewal, change func(*journal.Renewal)) error {
 	if !s.cfg.DryRun {
 		if err := s.journal.Update(t.root, r.Seq, change); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	l := *t.f.lineage
-	l.Renewals = slices.Clone(l.Renewals)
-	latest := l.Renewals[len(l.Renewals)-1]
-	latest.Stores = cloneStores(latest.Stores)
-	change(&latest)
-	l.Renewals[len(l.Renewals)-1] = latest
-	t.f.lineage = &l
+	t.f.lineage = withRenewal(t.f.lineage, r.Seq, change)
 	t.f.search, t.f.request = nil, nil
 	return nil
+}
+
+// withRenewal is a copy of l with change applied to its renewal seq.
+func withRenewal(l *journal.Lineage, seq uint64, change func(*journal.Renewal)) *journal.Lineage {
+	c := *l
+	c.Renewals = slices.Clone(l.Renewals)
+	for i := range c.Renewals {
+		if c.Renewals[i].Seq == seq {
+			r := c.Renewals[i]
+			r.Stores = cloneStores(r.Stores)
+			change(&r)
+			c.Renewals[i] = r
+		}
+	}
+	return &c
 }
 
 func cloneStores(m map[string]journal.StoreState) map[string]journal.StoreState {
@@ -424,15 +430,4 @@ func cloneStores(m map[string]journal.StoreState) map[string]journal.StoreState 
 		out[k] = v
 	}
 	return out
-}
-
-// withoutLatest is the lineage without its newest renewal; nil when that
-// was the only one.
-func withoutLatest(l *journal.Lineage) *journal.Lineage {
-	if l == nil || len(l.Renewals) <= 1 {
-		return nil
-	}
-	c := *l
-	c.Renewals = slices.Clone(l.Renewals[:len(l.Renewals)-1])
-	return &c
 }

@@ -39,23 +39,27 @@ func (s *run) preflight(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
+		var odd []keyfactor.RecordError
 		var err error
-		if stores, err = s.client.AllCertificateStores(gctx, ""); err != nil {
+		if stores, odd, err = s.client.AllCertificateStores(gctx, ""); err != nil {
 			return &PreflightError{Err: fmt.Errorf("list certificate stores: %w", err)}
+		}
+		for _, o := range odd {
+			s.log.Warn("Command sent a certificate store record that could not be read; rows of that store fail as not found", "store", o.StoreId, "err", o.Err)
 		}
 		return nil
 	})
 	g.Go(func() error {
 		// Store types only sharpen the checks below; an older or locked-down
 		// Command that does not answer leaves them to Deploy.
-		types, typesErr = s.client.CertificateStoreTypes(gctx)
+		types, _, typesErr = s.client.CertificateStoreTypes(gctx)
 		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
 	if !s.perms.Known {
-		s.log.Warn("Command told nothing about the permissions of this user (neither GET /Security/My/Permissions nor GET /Security/My answered); Command will refuse at deploy time what is missing", "user", s.cfg.Identity)
+		s.log.Warn("Command told nothing about the permissions of this user; Command itself will refuse at deploy time what is missing", "user", s.cfg.Identity, "why", s.perms.Why)
 	} else if !s.perms.Has(keyfactor.PermEnrollPFX, nil) {
 		return &PreflightError{Err: fmt.Errorf("%s lacks permission %s, which Renew and Deploy need; ask a Command administrator to grant it", s.cfg.Identity, keyfactor.PermEnrollPFX)}
 	}
@@ -72,7 +76,7 @@ func (s *run) preflight(ctx context.Context) error {
 	}
 	for _, job := range s.jobs {
 		for _, pr := range job.Rows {
-			if problem := s.storeProblem(job, pr); problem != "" {
+			if problem := s.storeProblem(pr); problem != "" {
 				s.failRows(rowsOf(pr), report.StagePreflight, problem, nil)
 			}
 		}
@@ -81,7 +85,7 @@ func (s *run) preflight(ctx context.Context) error {
 }
 
 // storeProblem says why a row's deploy cannot succeed, "" when it can.
-func (s *run) storeProblem(job *plan.Job, pr *plan.Row) string {
+func (s *run) storeProblem(pr *plan.Row) string {
 	st, ok := s.stores[pr.StoreID]
 	if !ok {
 		return fmt.Sprintf("store not found: no certificate store %s is visible to %s", pr.StoreID, s.cfg.Identity)
@@ -103,8 +107,6 @@ func (s *run) storeProblem(job *plan.Job, pr *plan.Row) string {
 		return ""
 	}
 	switch {
-	case t.EntryPasswordRequired && job.Password.IsZero():
-		return fmt.Sprintf("store type %s needs an entry password: set the password column (env:NAME or file:PATH)", t.ShortName)
 	case strings.EqualFold(t.CustomAliasAllowed, "Required") && pr.Alias == "":
 		return fmt.Sprintf("store type %s needs an alias: set the alias column", t.ShortName)
 	case strings.EqualFold(t.CustomAliasAllowed, "Forbidden") && pr.Alias != "":

@@ -26,15 +26,15 @@ import (
 type Client interface {
 	StatusEndpoints(ctx context.Context) ([]string, error)
 	Permissions(ctx context.Context) (keyfactor.Permissions, error)
-	AllCertificateStores(ctx context.Context, queryString string) ([]keyfactor.CertificateStore, error)
-	CertificateStoreTypes(ctx context.Context) ([]keyfactor.CertificateStoreType, error)
+	AllCertificateStores(ctx context.Context, queryString string) ([]keyfactor.CertificateStore, []keyfactor.RecordError, error)
+	CertificateStoreTypes(ctx context.Context) ([]keyfactor.CertificateStoreType, []keyfactor.RecordError, error)
 	GetCertificate(ctx context.Context, id int, includeLocations bool) (*keyfactor.Certificate, error)
 	CertificatesByID(ctx context.Context, ids []int, includeLocations bool) (map[int]*keyfactor.Certificate, []keyfactor.RecordError, error)
 	ListCertificates(ctx context.Context, q keyfactor.CertificateQuery) (*keyfactor.CertificatePage, error)
 	Renew(ctx context.Context, req keyfactor.RenewalRequest) (*keyfactor.RenewalResponse, error)
 	Deploy(ctx context.Context, req keyfactor.DeployRequest) (*keyfactor.DeployResponse, error)
 	CertificateRequest(ctx context.Context, requestID int) (*keyfactor.CertificateRequest, error)
-	JobHistory(ctx context.Context, q keyfactor.JobHistoryQuery) ([]keyfactor.JobHistory, error)
+	JobHistory(ctx context.Context, q keyfactor.JobHistoryQuery) ([]keyfactor.JobHistory, []keyfactor.RecordError, error)
 }
 
 // Config holds the decisions an operator makes on the command line.

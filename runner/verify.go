@@ -175,7 +175,7 @@ func (v *verifier) lastFailedJob(st keyfactor.CertificateStore, since time.Time)
 		return nil, v.ctx.Err()
 	}
 	defer func() { <-v.slots }()
-	jobs, err := v.s.client.JobHistory(v.ctx, keyfactor.JobHistoryQuery{
+	jobs, _, err := v.s.client.JobHistory(v.ctx, keyfactor.JobHistoryQuery{
 		QueryString: fmt.Sprintf("ClientMachine -eq %s AND StorePath -eq %s AND OperationStart -ge %s", machine, path, keyfactor.QueryTime(since.Add(-clockSkew))),
 		ReturnLimit: 20, SortField: "JobHistoryId", SortAscending: 1,
 	})

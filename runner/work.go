@@ -204,11 +204,15 @@ func (s *run) settleUnknown(ctx context.Context, t *target, r journal.Renewal, c
 	return r, false
 }
 
-// renewed claims the new certificate for the lineage at once (in memory;
-// it reaches the disk with the deploy's outcome) and notes it in the rows.
+// renewed records Renew's answer without waiting for the disk (the new
+// certificate is claimed for the lineage at once, so no search can take it
+// for another; a crash before the commit is settled by the next run's
+// search) and notes it in the rows.
 func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
-	if r.NewCertificateID != 0 {
-		s.journal.Claim(t.root, r.NewCertificateID)
+	if err := s.journal.UpdateAsync(t.root, r.Seq, func(x *journal.Renewal) {
+		x.State, x.NewCertificateID, x.RequestID, x.RenewedAt = r.State, r.NewCertificateID, r.RequestID, r.RenewedAt
+	}); err != nil {
+		s.log.Error("could not record the renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
 	}
 	s.note(t.rows, func(row *report.Row) {
 		row.NewCertificateID, row.RequestID, row.RenewedAt = r.NewCertificateID, r.RequestID, r.RenewedAt
