@@ -233,6 +233,10 @@ func MigrateLegacy(j *Journal, legacyPath string) (int, error) {
 		return 0, fmt.Errorf("migrate %s: it is the journal itself", legacyPath)
 	}
 	legacy, runs, err := readLegacyFile(legacyPath)
+	var locked *LockedError
+	if errors.As(err, &locked) {
+		return 0, err // it names the file already
+	}
 	if err != nil {
 		return 0, fmt.Errorf("migrate %s: %w", legacyPath, err)
 	}
