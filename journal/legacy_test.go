@@ -265,7 +265,7 @@ func TestMigrateLegacyRefuses(t *testing.T) {
 				r = begin(t, j, 500, 500)
 				renewed(t, j, 500, r.Seq, 600)
 				writeV1(t, path, map[string]string{
-					"id:7": `[{"key":"id:7","old_certificate_id":7,"started_at":"2025-11-24T02:00:00Z"}]`,
+					"id:7":   `[{"key":"id:7","old_certificate_id":7,"started_at":"2025-11-24T02:00:00Z"}]`,
 					"id:200": `[{"key":"id:200","old_certificate_id":200,"started_at":"2025-11-24T02:00:00Z","new_certificate_id":600,"renewed_at":"2025-11-24T02:00:01Z"}]`,
 				})
 			},
