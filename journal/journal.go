@@ -211,7 +211,7 @@ type Journal struct {
 
 	mu    sync.RWMutex
 	cond  *sync.Cond           // on mu: a batch was queued or committed, or Close began
-	index map[int]int          // every certificate id of a lineage → its root
+	index certIndex            // every certificate id of a lineage → its root
 	live  map[int]*liveLineage // lineages with writes not yet committed, by root
 	seq   uint64               // the highest Renewal.Seq handed out
 	next  *batch               // writes waiting for the writer
@@ -299,7 +299,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	j := &Journal{
 		db: db, path: path, now: now,
-		index: map[int]int{}, live: map[int]*liveLineage{},
+		index: newCertIndex(), live: map[int]*liveLineage{},
 		next: newBatch(), writerDone: make(chan struct{}),
 	}
 	j.cond = sync.NewCond(&j.mu)
@@ -412,12 +412,16 @@ func (j *Journal) load() error {
 		if v := tx.Bucket(bucketMeta).Get(keySeq); len(v) == 8 {
 			j.seq = binary.BigEndian.Uint64(v)
 		}
-		c := tx.Bucket(bucketIndex).Cursor()
+		index := tx.Bucket(bucketIndex)
+		// Stats reads page headers only; sizing the slice once saves
+		// copying it while it grows.
+		j.index.loaded = make([]indexEntry, 0, index.Stats().KeyN)
+		c := index.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(k) != 8 || len(v) != 8 {
 				return fmt.Errorf("index entry %x: want 8-byte ids", k)
 			}
-			j.index[btoi(k)] = btoi(v)
+			j.index.load(btoi(k), btoi(v))
 		}
 		return nil
 	})
@@ -474,8 +478,7 @@ func (j *Journal) Close() error {
 func (j *Journal) ClaimedBy(certID int) (root int, ok bool) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	root, ok = j.index[certID]
-	return root, ok
+	return j.index.get(certID)
 }
 
 // Lineage returns the lineage certID belongs to, found by any of its
@@ -484,7 +487,7 @@ func (j *Journal) ClaimedBy(certID int) (root int, ok bool) {
 // Journal, committed or not.
 func (j *Journal) Lineage(certID int) (Lineage, bool, error) {
 	j.mu.RLock()
-	root, ok := j.index[certID]
+	root, ok := j.index.get(certID)
 	var lin Lineage
 	live := false
 	if l := j.live[root]; ok && l != nil {

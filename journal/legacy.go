@@ -327,7 +327,7 @@ func (j *Journal) importLegacy(legacy []legacyLineage, runs [][]byte) (int, erro
 	j.commits.Add(1)
 	j.seq = seq
 	for id, root := range claims {
-		j.index[id] = root
+		j.index.set(id, root)
 	}
 	return n, nil
 }

@@ -290,7 +290,7 @@ func TestMigrateLegacyRefuses(t *testing.T) {
 			j := newJournal(t)
 			path := filepath.Join(t.TempDir(), "plan.csv.state")
 			tt.setup(t, j, path)
-			before := len(j.index)
+			before := j.index.len()
 			n, err := MigrateLegacy(j, path)
 			t.Log(err)
 			if err == nil || n != 0 || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) ||
@@ -300,7 +300,7 @@ func TestMigrateLegacyRefuses(t *testing.T) {
 			if _, err := os.Stat(path); err != nil {
 				t.Errorf("refused file moved: %v", err)
 			}
-			if _, ok := j.ClaimedBy(7); ok || len(j.index) != before {
+			if _, ok := j.ClaimedBy(7); ok || j.index.len() != before {
 				t.Error("a refused import claimed certificates")
 			}
 		})

@@ -186,15 +186,15 @@ func (j *Journal) stageLocked(lin Lineage, before []int) (*batch, error) {
 	after := lin.certificates()
 	w := write{root: lin.Root, lineage: v}
 	for _, id := range after {
-		if _, ok := j.index[id]; !ok {
+		if _, ok := j.index.get(id); !ok {
 			w.claim = append(w.claim, id)
-			j.index[id] = lin.Root
+			j.index.set(id, lin.Root)
 		}
 	}
 	for _, id := range before {
 		if !slices.Contains(after, id) {
 			w.unclaim = append(w.unclaim, id)
-			delete(j.index, id)
+			j.index.remove(id)
 		}
 	}
 	for _, r := range lin.Renewals {
@@ -229,7 +229,7 @@ func (l Lineage) certificates() []int {
 // root. j.mu is held.
 func (j *Journal) checkClaimsLocked(root int, ids ...int) error {
 	for _, id := range ids {
-		if owner, ok := j.index[id]; ok && owner != root && id > 0 {
+		if owner, ok := j.index.get(id); ok && owner != root && id > 0 {
 			return fmt.Errorf("certificate %d belongs to lineage %d: %w", id, owner, ErrClaimed)
 		}
 	}
