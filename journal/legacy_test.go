@@ -307,6 +307,27 @@ func TestMigrateLegacyRefuses(t *testing.T) {
 	}
 }
 
+// Lists are imported oldest first, whatever order their keys sort in, so
+// a lineage is rooted at its oldest certificate.
+func TestMigrateRootsAtTheOldestCertificate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plan.csv.state")
+	writeV1(t, path, map[string]string{
+		// "id:1000" sorts before "id:200", but 200 was renewed into 1000
+		// a year before 1000 was renewed.
+		"id:1000": `[{"key":"id:1000","old_certificate_id":1000,"started_at":"2026-11-24T02:00:00Z","new_certificate_id":1001,"renewed_at":"2026-11-24T02:00:01Z"}]`,
+		"id:200":  `[{"key":"id:200","old_certificate_id":200,"started_at":"2025-11-24T02:00:00Z","new_certificate_id":1000,"renewed_at":"2025-11-24T02:00:01Z"}]`,
+	})
+	j := newJournal(t)
+	if n, err := MigrateLegacy(j, path); n != 2 || err != nil {
+		t.Fatalf("MigrateLegacy = %d, %v; want 2 lineages imported", n, err)
+	}
+	for _, id := range []int{200, 1000, 1001} {
+		if l := lineage(t, j, id); l.Root != 200 || len(l.Renewals) != 2 || l.Renewals[0].OldCertificateID != 200 {
+			t.Errorf("Lineage(%d) = %+v, want root 200 with 200's renewal first", id, l)
+		}
+	}
+}
+
 // An explicit --state naming a v1 file: Open upgrades it in place.
 func TestOpenUpgradesV1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "plan.csv.state")

@@ -134,6 +134,7 @@ func TestWaitLock(t *testing.T) {
 		wantOpen  bool
 	}{
 		{"no wait", -1, 0, 0, 0, false},
+		{"default wait", 0, 0, 0, int(DefaultWaitLock / lockPoll), false},
 		{"gives up after the wait", 3 * lockPoll, 0, 0, 3, false},
 		{"rounds a short wait up to one retry", lockPoll / 2, 0, 0, 1, false},
 		{"opens once the holder lets go", time.Hour, 2, 0, 2, true},
