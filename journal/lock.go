@@ -11,12 +11,14 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// The lock is bbolt's flock on the state file: the kernel drops it when
-// its holder dies, so a killed run never leaves the file locked. The flock
-// cannot say who holds it, so the holder also writes a note beside the file
-// (<path>.lock, JSON {"pid", "host", "started"}) once it has the lock and
-// removes it on Close; a note left by a killed run is simply overwritten by
-// the next holder. The note is only ever read to explain a refusal.
+// The lock is bbolt's flock on the state file. The kernel drops it when its
+// holder dies, so a killed run never leaves the file locked; and it belongs
+// to an open file description (flock(2)), so a second Open in the same
+// process is refused like another process. A flock cannot say who holds it,
+// so the holder also writes a note beside the file (<path>.lock, JSON
+// {"pid", "host", "started"}) once it has the lock, and removes it on Close;
+// a note left by a killed run is simply overwritten by the next holder. The
+// note is only ever read to explain a refusal.
 
 // lockPoll is how often Open tries the lock again while it waits.
 const lockPoll = 50 * time.Millisecond
