@@ -1,15 +1,27 @@
-// Package journal is the runner's durable state, kept in one bbolt file:
-// each plan job's lineage of renewals (including the in-flight marker
-// written before Renew is sent, so a lost response or a crash never leads to
-// a second renewal), what happened in each store, and the history of runs.
-// Holding the file open is also the lock that keeps two runs from
-// overlapping. It makes no network calls and decides nothing; the runner
-// reads and writes it. It never stores secrets: no type here has a field for
-// one.
+// Package journal is the runner's durable state: one bbolt file per Keyfactor
+// Command, shared by every plan that is run against it. It owns
+//
+//   - each certificate's lineage: the renewals that followed one another from
+//     a root certificate, with the in-flight marker written (and synced)
+//     before Renew is sent, so a lost answer or a crash never leads to a
+//     second renewal, and what happened in each store;
+//   - an index from every certificate of a lineage to its root, so a plan
+//     naming any of them (the nightly plan, a failed plan, a one-off plan
+//     naming the newest certificate) finds the same lineage, and the claims
+//     that keep one lineage from taking another's certificate;
+//   - the history of runs;
+//   - where the file lives (StateDir, DefaultPath), the lock that keeps two
+//     runs off one file, and the import of the older layout of one file per
+//     plan (MigrateLegacy).
+//
+// Writes are group-committed by one writer goroutine: every write queued
+// while a transaction is syncing goes into the next one. It makes no network
+// calls and decides nothing; the runner reads and writes it. It never stores
+// secrets: no type here has a field for one, and the Command URL is recorded
+// without any user information it carried.
 package journal
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,62 +29,162 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// ErrLocked is wrapped by Open's error when another run holds the journal.
-var ErrLocked = errors.New("journal is locked by another run")
+var (
+	// ErrLocked is wrapped by Open's *LockedError when another run holds
+	// the file.
+	ErrLocked = errors.New("journal is locked by another run")
+	// ErrOtherCommand is wrapped by Open's error when the file belongs to
+	// another Command than Options.Command.
+	ErrOtherCommand = errors.New("journal belongs to another Command")
+	// ErrClaimed is wrapped when a change would give a lineage a
+	// certificate that belongs to another lineage.
+	ErrClaimed = errors.New("certificate belongs to another lineage")
+	// ErrInFlight is wrapped when a renewal or adoption is begun in a
+	// lineage whose earlier renewal's outcome is still unknown: it must be
+	// settled (Update or Abandon) first, so no certificate is renewed twice.
+	ErrInFlight = errors.New("a renewal of this lineage is still in flight")
+)
 
-// lockTimeout is how long Open waits for another run to let go of the file:
-// long enough to ride out a run that is just closing, short enough that an
-// overlapping cron run gives up at once.
-const lockTimeout = time.Second
+// DefaultWaitLock is how long Open waits for another holder of the file when
+// Options.WaitLock is zero: long enough to ride out a run that is just
+// closing, short enough that an overlapping cron run gives up at once.
+const DefaultWaitLock = time.Second
 
 // maxRuns bounds the run history; older records are dropped.
 const maxRuns = 1000
 
-// schema is written into the meta bucket so that a bbolt file belonging to
-// something else is refused rather than written into.
-const schema = "runner.journal/v1"
+// The schema is written into the meta bucket so that a bbolt file belonging
+// to something else, or to another version, is refused rather than written
+// into. v1 was one file per plan keyed by plan job; v2 is one file per
+// Command keyed by certificate.
+const (
+	schemaV1 = "runner.journal/v1"
+	schema   = "runner.journal/v2"
+)
 
 var (
 	bucketMeta     = []byte("meta")
-	bucketRenewals = []byte("renewals")
-	bucketRuns     = []byte("runs")
+	bucketLineages = []byte("lineages") // root id → storedLineage
+	bucketIndex    = []byte("index")    // certificate id → root id
+	bucketRuns     = []byte("runs")     // sequence → storedRun
+	bucketV1       = []byte("renewals") // v1: plan job key → []storedV1Renewal
 	keySchema      = []byte("schema")
+	keyCommand     = []byte("command")
+	keySeq         = []byte("seq") // the highest Renewal.Seq handed out
 )
 
-// Journal is an open journal file. Its methods are safe for concurrent use;
-// every change is committed (and synced to disk) before the method returns.
-type Journal struct {
-	db   *bolt.DB
-	path string
+// Options tell Open which Command the file belongs to and how to open it.
+type Options struct {
+	// Command is the base URL of the Command API, e.g.
+	// "https://command.example.com/KeyfactorAPI". A new file records it;
+	// an existing file of another Command is refused. Required.
+	Command string
+	// WaitLock is how long Open waits while another run holds the file:
+	// 0 means DefaultWaitLock, a negative value means not at all.
+	WaitLock time.Duration
+	// Done, when closed, ends the wait for the lock early (pass the run's
+	// ctx.Done(), so an interrupt is not held up by --wait-lock).
+	Done <-chan struct{}
+	// Now is the clock for the times the journal fills in (a renewal's
+	// start when not given, the lock holder's start); nil means time.Now.
+	Now func() time.Time
+
+	// lockRetry, when set (by tests), is called each time Open finds the
+	// file locked and is about to wait before trying again.
+	lockRetry func()
 }
 
-// Renewal is one renewal of a plan job's certificate.
+// Kind says how a renewal came to be.
+type Kind string
+
+const (
+	// KindRenewal is a renewal runner sent to Command.
+	KindRenewal Kind = "renewal"
+	// KindAdoption is a newer certificate found in the certificate's
+	// stores without a journal entry for it (a new machine, a lost file):
+	// recorded as the lineage's next certificate, renewed by nobody here.
+	KindAdoption Kind = "adoption"
+)
+
+// State is where a renewal stands.
+type State string
+
+const (
+	// StateInFlight: Renew may or may not have been processed by Command.
+	StateInFlight State = "in-flight"
+	// StateRenewed: Command issued NewCertificateID.
+	StateRenewed State = "renewed"
+	// StatePending: request RequestID awaits approval in Command.
+	StatePending State = "pending"
+	// StateDenied: Command (or an approver) denied request RequestID.
+	StateDenied State = "denied"
+	// StateFailed: Command answered the renewal with a failure.
+	StateFailed State = "failed"
+	// StateAbandoned: Command surely did not process the renewal; kept as
+	// history, never current (see Lineage.Latest).
+	StateAbandoned State = "abandoned"
+)
+
+// Store statuses the runner records in StoreState.Status.
+const (
+	StoreJobCreated = "job-created"
+	StoreFailed     = "failed"
+	StoreVerified   = "verified"
+	StoreOrphaned   = "orphaned" // the staging window passed before a job was created
+)
+
+// Renewal is one step of a lineage: a renewal of OldCertificateID, or the
+// adoption of a certificate found in its stores.
 type Renewal struct {
-	Key              string // plan job key, e.g. "id:1234"
+	Seq              uint64 // assigned by Begin or Adopt, unique in the file
+	Kind             Kind
+	State            State
 	OldCertificateID int
 	Subject          string    // IssuedDN of the old certificate
-	StartedAt        time.Time // written (and synced) before POST /Enrollment/Renew is sent
-	NewCertificateID int
+	StartedAt        time.Time // for a renewal: synced before Renew is sent
+	NewCertificateID int       // 0 until known
 	RequestID        int
-	RenewedAt        time.Time // zero while the outcome is unknown
+	RenewedAt        time.Time
+	Message          string // what Command said (a denial, a failure); never a secret
+	Orphaned         bool   // renewed, but its staging window passed undeployed; reported once
 	Stores           map[string]StoreState
 }
 
-// InFlight reports whether the renewal was started but its outcome is not
-// known: Renew may or may not have been processed by Command.
-func (r Renewal) InFlight() bool { return r.RenewedAt.IsZero() }
+// InFlight reports whether Renew was begun and its outcome is not known.
+func (r Renewal) InFlight() bool { return r.State == StateInFlight }
 
-// StoreState is what happened to a renewal in one certificate store.
+// StoreState is what happened to a renewal in one certificate store, keyed
+// in Renewal.Stores by the store id as the plan gives it (lower case).
 type StoreState struct {
-	Status string // "job-created", "failed", "verified"
+	Status string // StoreJobCreated, StoreFailed, StoreVerified, StoreOrphaned
 	At     time.Time
 	Detail string
+}
+
+// Lineage is the history of one certificate: Root, the certificate it
+// started from, and its renewals and adoptions, oldest first.
+type Lineage struct {
+	Root     int
+	Renewals []Renewal
+}
+
+// Latest returns the newest renewal that was not abandoned, and false when
+// there is none.
+func (l Lineage) Latest() (Renewal, bool) {
+	for i := len(l.Renewals) - 1; i >= 0; i-- {
+		if l.Renewals[i].State != StateAbandoned {
+			return l.Renewals[i], true
+		}
+	}
+	return Renewal{}, false
 }
 
 // RunRecord is the summary of one run.
@@ -83,16 +195,62 @@ type RunRecord struct {
 	Interrupted bool
 }
 
+// Journal is an open state file, locked until Close. Its methods are safe
+// for concurrent use.
+type Journal struct {
+	db           *bolt.DB
+	path         string
+	command      string // as recorded in the file
+	now          func() time.Time
+	upgradedFrom string
+	commits      atomic.Uint64
+
+	// beforeCommit, when set (by tests), runs inside every write
+	// transaction before the writes; an error fails the transaction.
+	beforeCommit func() error
+
+	mu    sync.RWMutex
+	cond  *sync.Cond           // on mu: a batch was queued or committed, or Close began
+	index certIndex            // every certificate id of a lineage → its root
+	live  map[int]*liveLineage // lineages with writes not yet committed, by root
+	seq   uint64               // the highest Renewal.Seq handed out
+	next  *batch               // writes waiting for the writer
+	// committing is the batch the writer is committing, nil when idle.
+	committing *batch
+	// failed is the first failed commit: once the disk refused a write,
+	// what callers were told no longer matches the file, so nothing more
+	// is written.
+	failed     error
+	closing    bool
+	writerDone chan struct{}
+}
+
+// liveLineage is the newest state of a lineage with writes in the queue or
+// being committed; pending counts them. Other lineages are read from the
+// file, so memory stays flat however many lineages the file holds.
+type liveLineage struct {
+	lin     Lineage
+	pending int
+}
+
 // The stored shapes are kept apart from the exported types so the file
 // format is fixed here and the Go types stay free of storage tags.
+type storedLineage struct {
+	Renewals []storedRenewal `json:"renewals"`
+}
+
 type storedRenewal struct {
-	Key              string                 `json:"key"`
+	Seq              uint64                 `json:"seq"`
+	Kind             string                 `json:"kind"`
+	State            string                 `json:"state"`
 	OldCertificateID int                    `json:"old_certificate_id,omitempty"`
 	Subject          string                 `json:"subject,omitempty"`
-	StartedAt        time.Time              `json:"started_at"`
+	StartedAt        time.Time              `json:"started_at,omitzero"`
 	NewCertificateID int                    `json:"new_certificate_id,omitempty"`
 	RequestID        int                    `json:"request_id,omitempty"`
 	RenewedAt        time.Time              `json:"renewed_at,omitzero"`
+	Message          string                 `json:"message,omitempty"`
+	Orphaned         bool                   `json:"orphaned,omitempty"`
 	Stores           map[string]storedStore `json:"stores,omitempty"`
 }
 
@@ -110,72 +268,106 @@ type storedRun struct {
 	Interrupted bool           `json:"interrupted,omitempty"`
 }
 
-// Open opens the journal at path, creating the file and its directory if
-// they do not exist, and holds it locked until Close. If another run (or
-// another Open in this process) holds it, Open gives up after a second with
-// an error wrapping ErrLocked.
-func Open(path string) (*Journal, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+// Open opens the state file at path for opts.Command, creating the file
+// (0600) and its directory (0700) when they do not exist, and holds it
+// locked until Close. While another run holds it, Open waits up to
+// opts.WaitLock and then returns a *LockedError naming the holder. A file of
+// another Command is refused (ErrOtherCommand). A file of the older
+// one-per-plan layout (runner.journal/v1) is upgraded in place in one
+// transaction and bound to opts.Command (see UpgradedFrom).
+func Open(path string, opts Options) (*Journal, error) {
+	cmd, err := parseCommand(opts.Command)
+	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	db, err := openDB(path)
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", path, unwrapPath(err, filepath.Dir(path)))
+	}
+	db, err := lock(path, opts.WaitLock, opts.Done, opts.lockRetry)
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("open journal %s: %w", path, ErrLocked)
+		return nil, &LockedError{Path: path, Holder: readHolder(path)}
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
 		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, errDamaged):
 		return nil, fmt.Errorf("open journal %s: not a journal or corrupted (move it aside to start afresh): %w", path, err)
 	case err != nil:
-		// os errors name the path again; once is enough.
-		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Path == path {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		return nil, fmt.Errorf("open journal %s: %w", path, unwrapPath(err, path))
 	}
-	if err := initialize(db); err != nil {
+	j := &Journal{
+		db: db, path: path, now: now,
+		index: newCertIndex(), live: map[int]*liveLineage{},
+		next: newBatch(), writerDone: make(chan struct{}),
+	}
+	j.cond = sync.NewCond(&j.mu)
+	fail := func(err error) (*Journal, error) {
+		os.Remove(holderPath(path))
 		db.Close()
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	return &Journal{db: db, path: path}, nil
+	if err := writeHolder(path, Holder{PID: os.Getpid(), Host: hostname(), Started: now().UTC()}); err != nil {
+		return fail(err)
+	}
+	if j.command, j.upgradedFrom, err = initialize(db, cmd); err != nil {
+		return fail(err)
+	}
+	if err := j.load(); err != nil {
+		return fail(err)
+	}
+	go j.write()
+	return j, nil
+}
+
+// unwrapPath drops an *fs.PathError naming path: the caller names it once.
+func unwrapPath(err error, path string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return pe.Err
+	}
+	return err
 }
 
 // errDamaged is wrapped when bbolt panicked on a damaged page.
 var errDamaged = errors.New("damaged page")
 
-// openDB opens the bbolt file. bbolt checksums only its two meta pages and
-// panics when it meets a damaged page (the freelist is read while opening);
-// the panic becomes an error so the caller can name the file. The file
-// descriptor of such a failed open is not closed: bbolt does not hand it out.
-func openDB(path string) (db *bolt.DB, err error) {
+// openDB opens the bbolt file, trying its lock once. bbolt checksums only
+// its two meta pages and panics when it meets a damaged page (the freelist
+// is read while opening); the panic becomes an error so the caller can name
+// the file. The file descriptor of such a failed open is not closed: bbolt
+// does not hand it out.
+func openDB(path string, readOnly bool) (db *bolt.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			db, err = nil, fmt.Errorf("%w: %v", errDamaged, p)
 		}
 	}()
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	// Any timeout shorter than bbolt's 50 ms retry interval makes it try
+	// the lock exactly once; lock does the waiting.
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Nanosecond, ReadOnly: readOnly})
 }
 
-// initialize creates the buckets and checks that the file is a journal. A
-// damaged page met here panics like in openDB, and is turned into an error
-// the same way.
-func initialize(db *bolt.DB) (err error) {
+// initialize creates the buckets of a new file, checks an existing one
+// (schema and Command), and upgrades a v1 file in place. It returns the
+// Command as recorded in the file and the schema it upgraded from ("" when
+// none). A damaged page met here panics like in openDB, and is turned into
+// an error the same way.
+func initialize(db *bolt.DB, cmd commandURL) (recorded, upgradedFrom string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("not a journal or corrupted (move it aside to start afresh): %w: %v", errDamaged, p)
 		}
 	}()
-	return db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
-			foreign := false
-			if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-				foreign = foreign || (!bytes.Equal(name, bucketRenewals) && !bytes.Equal(name, bucketRuns))
-				return nil
-			}); err != nil {
+			empty := true
+			if err := tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil }); err != nil {
 				return err
 			}
-			if foreign {
+			if !empty {
 				return errors.New("a bbolt database, but not a runner journal")
 			}
 			var err error
@@ -185,13 +377,51 @@ func initialize(db *bolt.DB) (err error) {
 			if err := meta.Put(keySchema, []byte(schema)); err != nil {
 				return err
 			}
-		} else if got := string(meta.Get(keySchema)); got != schema {
+			if err := meta.Put(keyCommand, []byte(cmd.String())); err != nil {
+				return err
+			}
+		}
+		switch got := string(meta.Get(keySchema)); got {
+		case schema:
+			recorded = string(meta.Get(keyCommand))
+			if !cmd.same(recorded) {
+				return fmt.Errorf("the file belongs to Command %s, not %s: %w", recorded, cmd, ErrOtherCommand)
+			}
+		case schemaV1:
+			if err := upgradeV1(tx, cmd); err != nil {
+				return fmt.Errorf("upgrade from %s: %w", schemaV1, err)
+			}
+			recorded, upgradedFrom = cmd.String(), schemaV1
+		default:
 			return fmt.Errorf("journal format %q, want %q (written by another version of runner?)", got, schema)
 		}
-		for _, name := range [][]byte{bucketRenewals, bucketRuns} {
+		for _, name := range [][]byte{bucketLineages, bucketIndex, bucketRuns} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+	return recorded, upgradedFrom, err
+}
+
+// load reads the certificate index into memory, so ClaimedBy and Lineage
+// find a root without a read transaction.
+func (j *Journal) load() error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keySeq); len(v) == 8 {
+			j.seq = binary.BigEndian.Uint64(v)
+		}
+		index := tx.Bucket(bucketIndex)
+		// Stats reads page headers only; sizing the slice once saves
+		// copying it while it grows.
+		j.index.loaded = make([]indexEntry, 0, index.Stats().KeyN)
+		c := index.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 || len(v) != 8 {
+				return fmt.Errorf("index entry %x: want 8-byte ids", k)
+			}
+			j.index.load(btoi(k), btoi(v))
 		}
 		return nil
 	})
@@ -200,169 +430,95 @@ func initialize(db *bolt.DB) (err error) {
 // Path returns the file the journal was opened from.
 func (j *Journal) Path() string { return j.path }
 
-// Close releases the lock and closes the file.
+// Command returns the Command URL the file belongs to, as recorded in it.
+func (j *Journal) Command() string { return j.command }
+
+// UpgradedFrom returns the schema Open upgraded the file from
+// ("runner.journal/v1"), or "" when the file needed no upgrade; the runner
+// logs it.
+func (j *Journal) UpgradedFrom() string { return j.upgradedFrom }
+
+// CommitCount returns how many write transactions were committed since
+// Open: each costs two syncs to disk.
+func (j *Journal) CommitCount() uint64 { return j.commits.Load() }
+
+// Close commits what is still queued, releases the lock and closes the file.
+// It also returns a failed commit of an earlier write, so a failure of
+// UpdateAsync is never lost.
 func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closing {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closing = true
+	j.cond.Broadcast()
+	j.mu.Unlock()
+	<-j.writerDone
+
+	var errs []error
+	if j.failed != nil {
+		errs = append(errs, j.failed)
+	}
+	// The note goes before the lock: removed after, it could be the next
+	// holder's.
+	if err := os.Remove(holderPath(j.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("close journal %s: remove lock note: %w", j.path, err))
+	}
 	if err := j.db.Close(); err != nil {
-		return fmt.Errorf("close journal %s: %w", j.path, err)
+		errs = append(errs, fmt.Errorf("close journal %s: %w", j.path, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// BeginRenewal records that a renewal is about to be sent: r becomes the
-// latest renewal of r.Key, with its outcome unknown until CompleteRenewal.
-// It returns after the record is synced to disk, so the caller may then send
-// Renew knowing that a crash will not make it forget the attempt.
-func (j *Journal) BeginRenewal(r Renewal) error {
-	if r.Key == "" {
-		return errors.New("begin renewal: empty job key")
+// ClaimedBy returns the root of the lineage certID belongs to. It answers
+// from memory and sees a claim as soon as Begin, Adopt or Update (or
+// UpdateAsync) is called, before the commit, so concurrent workers searching
+// for a lost renewal can exclude every certificate already claimed.
+func (j *Journal) ClaimedBy(certID int) (root int, ok bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.index.get(certID)
+}
+
+// Lineage returns the lineage certID belongs to, found by any of its
+// certificates: the root, the old or new certificate of any renewal, or an
+// adopted certificate. It sees every change already made through this
+// Journal, committed or not.
+func (j *Journal) Lineage(certID int) (Lineage, bool, error) {
+	j.mu.RLock()
+	root, ok := j.index.get(certID)
+	var lin Lineage
+	live := false
+	if l := j.live[root]; ok && l != nil {
+		lin, live = l.lin.clone(), true
 	}
-	if r.StartedAt.IsZero() {
-		return fmt.Errorf("begin renewal of %s: no start time", r.Key)
+	j.mu.RUnlock()
+	if !ok {
+		return Lineage{}, false, nil
 	}
-	err := j.update(r.Key, func(list []storedRenewal) ([]storedRenewal, error) {
-		return append(list, toStored(r)), nil
-	})
+	if live {
+		return lin, true, nil
+	}
+	lin, found, err := j.read(root)
 	if err != nil {
-		return fmt.Errorf("begin renewal of %s: %w", r.Key, err)
+		return Lineage{}, false, fmt.Errorf("read lineage %d of certificate %d: %w", root, certID, err)
 	}
-	return nil
+	return lin, found, nil
 }
 
-// CompleteRenewal records the outcome of the latest renewal of key: the new
-// certificate's id (0 while a request awaits approval), the request id, and
-// when it was renewed. It fails if key has no renewal.
-func (j *Journal) CompleteRenewal(key string, newID, requestID int, at time.Time) error {
-	if at.IsZero() {
-		return fmt.Errorf("complete renewal of %s: no renewal time", key)
-	}
-	err := j.updateLatest(key, func(r *storedRenewal) {
-		r.NewCertificateID, r.RequestID, r.RenewedAt = newID, requestID, at.UTC()
-	})
-	if err != nil {
-		return fmt.Errorf("complete renewal of %s: %w", key, err)
-	}
-	return nil
-}
-
-// AbandonRenewal removes the latest renewal of key if it is still in
-// flight, for when Command surely did not process it (the request was
-// refused before it was sent, or a search found no certificate it issued);
-// the renewal before it, if any, becomes the latest again. It does nothing
-// when key has no renewal, and fails when the latest renewal was completed:
-// a renewal that took effect must not be forgotten this way.
-func (j *Journal) AbandonRenewal(key string) error {
-	err := j.update(key, func(list []storedRenewal) ([]storedRenewal, error) {
-		if len(list) == 0 {
-			return list, nil
+// read reads a committed lineage from the file.
+func (j *Journal) read(root int) (lin Lineage, found bool, err error) {
+	err = j.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketLineages).Get(itob(root))
+		if v == nil {
+			return nil
 		}
-		if last := list[len(list)-1]; !last.RenewedAt.IsZero() {
-			return nil, fmt.Errorf("the latest renewal completed at %s (new certificate %d)", last.RenewedAt.Format(time.RFC3339), last.NewCertificateID)
-		}
-		return list[:len(list)-1], nil
-	})
-	if err != nil {
-		return fmt.Errorf("abandon renewal of %s: %w", key, err)
-	}
-	return nil
-}
-
-// RecordStore records what happened in one store to the latest renewal of
-// key, replacing what was recorded for that store before.
-func (j *Journal) RecordStore(key, storeID string, st StoreState) error {
-	if err := j.RecordStores(key, map[string]StoreState{storeID: st}); err != nil {
-		return fmt.Errorf("record store %s for %s: %w", storeID, key, errors.Unwrap(err))
-	}
-	return nil
-}
-
-// RecordStores records the outcome of several stores of the latest renewal
-// of key in one transaction: one Deploy answers for all of a certificate's
-// stores, and one sync to disk is cheaper than one per store.
-func (j *Journal) RecordStores(key string, states map[string]StoreState) error {
-	err := j.updateLatest(key, func(r *storedRenewal) {
-		if r.Stores == nil {
-			r.Stores = map[string]storedStore{}
-		}
-		for storeID, st := range states {
-			r.Stores[storeID] = storedStore{Status: st.Status, At: st.At.UTC(), Detail: st.Detail}
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("record stores for %s: %w", key, err)
-	}
-	return nil
-}
-
-// Renewal returns the latest renewal of key, and false if there is none.
-func (j *Journal) Renewal(key string) (Renewal, bool, error) {
-	list, err := j.History(key)
-	if err != nil || len(list) == 0 {
-		return Renewal{}, false, err
-	}
-	return list[len(list)-1], true, nil
-}
-
-// History returns every renewal of key, oldest first.
-func (j *Journal) History(key string) ([]Renewal, error) {
-	var list []storedRenewal
-	err := j.db.View(func(tx *bolt.Tx) error {
-		var err error
-		list, err = decodeRenewals(tx.Bucket(bucketRenewals).Get([]byte(key)))
+		found = true
+		lin, err = decodeLineage(root, v)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read renewals of %s: %w", key, err)
-	}
-	out := make([]Renewal, len(list))
-	for i, s := range list {
-		out[i] = fromStored(s)
-	}
-	return out, nil
-}
-
-// Forget removes every renewal of key, so the next renewal starts a new
-// lineage (after --force). Forgetting a key with no renewals is not an error.
-func (j *Journal) Forget(key string) error {
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRenewals).Delete([]byte(key))
-	})
-	if err != nil {
-		return fmt.Errorf("forget renewals of %s: %w", key, err)
-	}
-	return nil
-}
-
-// RecordRun appends r to the run history, dropping the oldest records
-// beyond the last 1000.
-func (j *Journal) RecordRun(r RunRecord) error {
-	v, err := json.Marshal(storedRun{
-		Start: r.Start.UTC(), End: r.End.UTC(), PlanFile: r.PlanFile, Counts: r.Counts, Interrupted: r.Interrupted,
-	})
-	if err != nil {
-		return fmt.Errorf("record run: %w", err)
-	}
-	err = j.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRuns)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
-			return err
-		}
-		// Keys are sequence numbers, so the oldest records come first.
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k)+maxRuns <= seq; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("record run: %w", err)
-	}
-	return nil
+	return lin, found, err
 }
 
 // Runs returns up to limit recorded runs, the most recently recorded first;
@@ -381,92 +537,97 @@ func (j *Journal) Runs(limit int) ([]RunRecord, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read runs: %w", err)
+		return nil, fmt.Errorf("read runs of %s: %w", j.path, err)
 	}
 	return out, nil
 }
 
-// update rewrites the renewal list of key in one transaction.
-func (j *Journal) update(key string, change func([]storedRenewal) ([]storedRenewal, error)) error {
-	return j.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRenewals)
-		list, err := decodeRenewals(b.Get([]byte(key)))
-		if err != nil {
-			return err
-		}
-		if list, err = change(list); err != nil {
-			return err
-		}
-		if len(list) == 0 {
-			return b.Delete([]byte(key))
-		}
-		v, err := json.Marshal(list)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(key), v)
-	})
+func (l Lineage) clone() Lineage {
+	out := Lineage{Root: l.Root, Renewals: make([]Renewal, len(l.Renewals))}
+	for i, r := range l.Renewals {
+		out.Renewals[i] = r.clone()
+	}
+	return out
 }
 
-// errNoRenewal is returned when a change needs a renewal that is not there.
-var errNoRenewal = errors.New("no renewal recorded")
-
-// updateLatest changes the latest renewal of key; it fails if there is none.
-func (j *Journal) updateLatest(key string, change func(*storedRenewal)) error {
-	return j.update(key, func(list []storedRenewal) ([]storedRenewal, error) {
-		if len(list) == 0 {
-			return nil, errNoRenewal
-		}
-		change(&list[len(list)-1])
-		return list, nil
-	})
-}
-
-func decodeRenewals(v []byte) ([]storedRenewal, error) {
-	if v == nil {
-		return nil, nil
-	}
-	var list []storedRenewal
-	if err := json.Unmarshal(v, &list); err != nil {
-		return nil, fmt.Errorf("decode renewals: %w", err)
-	}
-	return list, nil
-}
-
-func toStored(r Renewal) storedRenewal {
-	s := storedRenewal{
-		Key:              r.Key,
-		OldCertificateID: r.OldCertificateID,
-		Subject:          r.Subject,
-		StartedAt:        r.StartedAt.UTC(),
-		NewCertificateID: r.NewCertificateID,
-		RequestID:        r.RequestID,
-		RenewedAt:        r.RenewedAt.UTC(),
-	}
-	if len(r.Stores) > 0 {
-		s.Stores = make(map[string]storedStore, len(r.Stores))
+func (r Renewal) clone() Renewal {
+	if r.Stores != nil {
+		stores := make(map[string]StoreState, len(r.Stores))
 		for id, st := range r.Stores {
-			s.Stores[id] = storedStore{Status: st.Status, At: st.At.UTC(), Detail: st.Detail}
+			stores[id] = st
 		}
-	}
-	return s
-}
-
-func fromStored(s storedRenewal) Renewal {
-	r := Renewal{
-		Key:              s.Key,
-		OldCertificateID: s.OldCertificateID,
-		Subject:          s.Subject,
-		StartedAt:        s.StartedAt,
-		NewCertificateID: s.NewCertificateID,
-		RequestID:        s.RequestID,
-		RenewedAt:        s.RenewedAt,
-	}
-	if len(s.Stores) > 0 {
-		r.Stores = make(map[string]StoreState, len(s.Stores))
-		for id, st := range s.Stores {
-			r.Stores[id] = StoreState{Status: st.Status, At: st.At, Detail: st.Detail}
-		}
+		r.Stores = stores
 	}
 	return r
 }
+
+// normalized is r as it reads back from the file: times in UTC, no empty
+// map. Live lineages hold this form so a read does not depend on whether
+// the lineage was committed yet.
+func (r Renewal) normalized() Renewal {
+	r = r.clone()
+	r.StartedAt, r.RenewedAt = utc(r.StartedAt), utc(r.RenewedAt)
+	if len(r.Stores) == 0 {
+		r.Stores = nil
+	}
+	for id, st := range r.Stores {
+		st.At = utc(st.At)
+		r.Stores[id] = st
+	}
+	return r
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func encodeLineage(l Lineage) ([]byte, error) {
+	s := storedLineage{Renewals: make([]storedRenewal, len(l.Renewals))}
+	for i, r := range l.Renewals {
+		s.Renewals[i] = storedRenewal{
+			Seq: r.Seq, Kind: string(r.Kind), State: string(r.State),
+			OldCertificateID: r.OldCertificateID, Subject: r.Subject, StartedAt: utc(r.StartedAt),
+			NewCertificateID: r.NewCertificateID, RequestID: r.RequestID, RenewedAt: utc(r.RenewedAt),
+			Message: r.Message, Orphaned: r.Orphaned,
+		}
+		if len(r.Stores) > 0 {
+			s.Renewals[i].Stores = make(map[string]storedStore, len(r.Stores))
+			for id, st := range r.Stores {
+				s.Renewals[i].Stores[id] = storedStore{Status: st.Status, At: utc(st.At), Detail: st.Detail}
+			}
+		}
+	}
+	return json.Marshal(s)
+}
+
+func decodeLineage(root int, v []byte) (Lineage, error) {
+	var s storedLineage
+	if err := json.Unmarshal(v, &s); err != nil {
+		return Lineage{}, fmt.Errorf("decode lineage %d: %w", root, err)
+	}
+	l := Lineage{Root: root, Renewals: make([]Renewal, len(s.Renewals))}
+	for i, sr := range s.Renewals {
+		r := Renewal{
+			Seq: sr.Seq, Kind: Kind(sr.Kind), State: State(sr.State),
+			OldCertificateID: sr.OldCertificateID, Subject: sr.Subject, StartedAt: sr.StartedAt,
+			NewCertificateID: sr.NewCertificateID, RequestID: sr.RequestID, RenewedAt: sr.RenewedAt,
+			Message: sr.Message, Orphaned: sr.Orphaned,
+		}
+		if len(sr.Stores) > 0 {
+			r.Stores = make(map[string]StoreState, len(sr.Stores))
+			for id, st := range sr.Stores {
+				r.Stores[id] = StoreState{Status: st.Status, At: st.At, Detail: st.Detail}
+			}
+		}
+		l.Renewals[i] = r
+	}
+	return l, nil
+}
+
+// itob and btoi encode ids as 8-byte big-endian keys, so the file sorts
+// them numerically.
+func itob(id int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
+func btoi(b []byte) int  { return int(binary.BigEndian.Uint64(b)) }
