@@ -300,6 +300,7 @@ func TestFailedWriteKeepsEarlierReport(t *testing.T) {
 		{"html", WriteFile, "report.html", "write report "},
 		{"junit", WriteFile, "report.xml", "write report "},
 		{"failed plan", WriteFailedPlan, "failed.csv", "write failed plan "},
+		{"metrics", WriteMetrics, "runner.prom", "write metrics "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
