@@ -33,6 +33,14 @@ func TestHTMLIsSelfContainedAndEscaped(t *testing.T) {
 			t.Error("the markup detail is not shown as escaped text")
 		}
 	})
+	t.Run("a run that did not happen says why", func(t *testing.T) {
+		page := string(render(t, WriteHTML, &Report{Run: Run{NotRun: "lock held by <b>cron-1</b>"}}))
+		for _, want := range []string{"The run did not happen: lock held by &lt;b&gt;cron-1&lt;/b&gt;", `class="verdict notrun"`, `<span id="shown">0 of 0 rows</span>`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+	})
 	t.Run("the policy allows exactly the inline script and style", func(t *testing.T) {
 		csp := regexp.MustCompile(`<meta http-equiv="Content-Security-Policy" content="([^"]*)">`).FindStringSubmatch(page)
 		if csp == nil {

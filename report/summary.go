@@ -56,9 +56,13 @@ const (
 	SummaryNotRun
 )
 
-// KindOf decides what the summary of r shows, from the report alone and
-// who reads it; these are the quiet rules of `runner` under cron.
-func KindOf(r *Report, opts SummaryOptions) SummaryKind {
+// SummaryKindOf decides what the summary of r shows, from the report alone
+// and who reads it. These are the quiet rules for cron, which mails whatever
+// a job prints: a failure always shows (a run that did not happen as one
+// block), --quiet shows nothing else, a run that renewed or deployed shows
+// the summary, and a night with nothing to do prints one line on a terminal
+// and nothing elsewhere. A dry run always shows its summary.
+func SummaryKindOf(r *Report, opts SummaryOptions) SummaryKind {
 	c := r.Counts()
 	switch {
 	case notStarted(r):
@@ -120,8 +124,8 @@ func acted(r *Report) bool {
 	return renewed > 0 || deployed > 0 || r.Counts()[Succeeded] > 0
 }
 
-// WriteSummary writes the account of the run for the terminal, as KindOf
-// decides. The counts line reads "25 rows: 20 succeeded, 3 failed, 2 skipped
+// WriteSummary writes the account of the run for the terminal, as
+// SummaryKindOf decides. The counts line reads "25 rows: 20 succeeded, 3 failed, 2 skipped
 // (1m12s)"; the table lists failed rows first, then skipped ones, each by
 // line, with the whole detail (and error) wrapped to the width, never cut;
 // past 50 rows it says how many more the report files hold.
@@ -132,7 +136,7 @@ func WriteSummary(w io.Writer, r *Report, opts SummaryOptions) error {
 	}
 	width = max(width, minDetailWidth)
 	ew := &errWriter{w: w}
-	switch KindOf(r, opts) {
+	switch SummaryKindOf(r, opts) {
 	case SummaryNothing:
 	case SummaryLine:
 		ew.printf("%s\n", nothingDueLine(r))

@@ -77,8 +77,8 @@ func TestKindOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := KindOf(tt.r, SummaryOptions{Terminal: tt.terminal, Quiet: tt.quiet}); got != tt.want {
-				t.Errorf("KindOf = %d, want %d", got, tt.want)
+			if got := SummaryKindOf(tt.r, SummaryOptions{Terminal: tt.terminal, Quiet: tt.quiet}); got != tt.want {
+				t.Errorf("SummaryKindOf = %d, want %d", got, tt.want)
 			}
 		})
 	}
