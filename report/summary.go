@@ -61,7 +61,7 @@ const (
 // a job prints: a failure always shows (a run that did not happen as one
 // block), --quiet shows nothing else, a run that renewed or deployed shows
 // the summary, and a night with nothing to do prints one line on a terminal
-// and nothing elsewhere. A dry run always shows its summary.
+// and nothing elsewhere. A dry run shows its summary unless --quiet.
 func SummaryKindOf(r *Report, opts SummaryOptions) SummaryKind {
 	c := r.Counts()
 	switch {
@@ -125,8 +125,8 @@ func acted(r *Report) bool {
 }
 
 // WriteSummary writes the account of the run for the terminal, as
-// SummaryKindOf decides. The counts line reads "25 rows: 20 succeeded, 3 failed, 2 skipped
-// (1m12s)"; the table lists failed rows first, then skipped ones, each by
+// SummaryKindOf decides. The counts line reads "25 rows: 20 succeeded, 3
+// failed, 2 skipped (1m12s)"; the table lists failed rows first, then skipped ones, each by
 // line, with the whole detail (and error) wrapped to the width, never cut;
 // past 50 rows it says how many more the report files hold.
 func WriteSummary(w io.Writer, r *Report, opts SummaryOptions) error {
