@@ -126,9 +126,10 @@ func acted(r *Report) bool {
 
 // WriteSummary writes the account of the run for the terminal, as
 // SummaryKindOf decides. The counts line reads "25 rows: 20 succeeded, 3
-// failed, 2 skipped (1m12s)"; the table lists failed rows first, then skipped ones, each by
-// line, with the whole detail (and error) wrapped to the width, never cut;
-// past 50 rows it says how many more the report files hold.
+// failed, 2 skipped (1m12s)"; the table lists failed rows first, then
+// skipped ones, each by line, with the whole detail (and error) wrapped to
+// the width, never cut; past 50 rows it says how many more the report files
+// hold.
 func WriteSummary(w io.Writer, r *Report, opts SummaryOptions) error {
 	width := opts.Width
 	if width <= 0 {
