@@ -3,15 +3,43 @@ package report
 import (
 	"encoding/csv"
 	"io"
-	"strconv"
 	"strings"
+	"time"
+
+	"github.com/gocarina/gocsv"
 )
 
-// outcomeColumns follow the plan's columns in the CSV report.
-var outcomeColumns = []string{
-	"status", "stage", "detail", "new_certificate_id", "request_id", "error",
-	"renewed_at", "deployed_at", "verified_at",
+// csvOutcome is the part of a CSV report line after the plan's columns. Its
+// tags are the column names, so the header and the cells cannot drift apart;
+// gocsv turns the fields into cells. The plan's columns vary from plan to
+// plan, so they are put in front by csvLine.
+type csvOutcome struct {
+	Status           string   `csv:"status"`
+	Stage            string   `csv:"stage"`
+	Detail           string   `csv:"detail"`
+	NewCertificateID csvID    `csv:"new_certificate_id"`
+	RequestID        csvID    `csv:"request_id"`
+	Error            string   `csv:"error"`
+	RenewedAt        csvTime  `csv:"renewed_at"`
+	DeployedAt       csvTime  `csv:"deployed_at"`
+	VerifiedAt       csvTime  `csv:"verified_at"`
+	DueAt            csvTime  `csv:"due_at"`
+	Expires          csvTime  `csv:"expires"`
+	Warnings         csvLines `csv:"warnings"`
 }
+
+type csvID int
+
+func (id csvID) MarshalCSV() (string, error) { return idText(int(id)), nil }
+
+type csvTime time.Time
+
+func (t csvTime) MarshalCSV() (string, error) { return formatTime(time.Time(t)), nil }
+
+// csvLines is a list in one cell, one item per line.
+type csvLines []string
+
+func (l csvLines) MarshalCSV() (string, error) { return strings.Join(l, "\n"), nil }
 
 // identityColumns stand in for the plan's columns when a report was built
 // without them (Run.Columns empty): enough to find the row and rerun it.
@@ -19,34 +47,73 @@ var identityColumns = []string{"certificate_id", "thumbprint", "store_id", "alia
 
 // WriteCSV writes one line per row: the plan's columns (Run.Columns, with the
 // row's PlanValues) followed by status, stage, detail, new_certificate_id,
-// request_id, error, renewed_at, deployed_at and verified_at. Filtering it on
-// status gives a plan that can be run again. A literal password written in
-// the plan is left out; env: and file: references are kept.
+// request_id, error, renewed_at, deployed_at, verified_at, due_at, expires
+// and warnings (one per line of the cell). Filtering it on status gives a
+// plan that can be run again.
+//
+// Every cell is safe to open in a spreadsheet: one that starts with = + - @,
+// a tab, a CR or ' gets a leading ' (the plan package's reader strips it).
+// Line breaks inside cells are written as LF.
 func WriteCSV(w io.Writer, r *Report) error {
 	columns := planColumns(r)
-	cw := csv.NewWriter(w)
-	if err := cw.Write(append(append([]string{}, columns...), outcomeColumns...)); err != nil {
+	line := &csvLine{w: csv.NewWriter(w), prefix: columns}
+	// An empty slice makes gocsv write the header alone.
+	if err := gocsv.MarshalCSV([]csvOutcome{}, line); err != nil {
 		return err
 	}
+	one := make([]csvOutcome, 1)
 	for i := range r.Rows {
 		row := &r.Rows[i]
-		rec := append(redactPasswords(columns, planCells(columns, row)),
-			string(row.Status),
-			string(row.Stage),
-			row.Detail,
-			csvID(row.NewCertificateID),
-			csvID(row.RequestID),
-			row.Error,
-			formatTime(row.RenewedAt),
-			formatTime(row.DeployedAt),
-			formatTime(row.VerifiedAt),
-		)
-		if err := cw.Write(rec); err != nil {
+		line.prefix = planCells(columns, row)
+		one[0] = csvOutcome{
+			Status:           string(row.Status),
+			Stage:            string(row.Stage),
+			Detail:           row.Detail,
+			NewCertificateID: csvID(row.NewCertificateID),
+			RequestID:        csvID(row.RequestID),
+			Error:            row.Error,
+			RenewedAt:        csvTime(row.RenewedAt),
+			DeployedAt:       csvTime(row.DeployedAt),
+			VerifiedAt:       csvTime(row.VerifiedAt),
+			DueAt:            csvTime(row.DueAt),
+			Expires:          csvTime(row.Expires),
+			Warnings:         csvLines(row.Warnings),
+		}
+		if err := gocsv.MarshalCSVWithoutHeaders(one, line); err != nil {
 			return err
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return nil
+}
+
+// csvLine is the gocsv.CSVWriter that WriteCSV hands to gocsv: it puts the
+// plan's cells in front of the outcome cells gocsv gives it, and makes every
+// cell safe for a spreadsheet.
+type csvLine struct {
+	w      *csv.Writer
+	prefix []string
+	cells  []string
+}
+
+func (l *csvLine) Write(outcome []string) error {
+	l.cells = l.cells[:0]
+	for _, c := range l.prefix {
+		l.cells = append(l.cells, csvCell(c))
+	}
+	for _, c := range outcome {
+		l.cells = append(l.cells, csvCell(c))
+	}
+	return l.w.Write(l.cells)
+}
+
+func (l *csvLine) Flush()       { l.w.Flush() }
+func (l *csvLine) Error() error { return l.w.Error() }
+
+// csvCell is a cell as the CSV report writes it. encoding/csv's reader turns
+// CRLF inside a quoted cell into LF, so the report writes LF to begin with:
+// what is written is what is read back.
+func csvCell(s string) string {
+	return spreadsheetEscape(strings.ReplaceAll(text(s), "\r\n", "\n"))
 }
 
 // planColumns are the columns that repeat the plan in the CSV report and the
@@ -69,7 +136,7 @@ func planCells(columns []string, row *Row) []string {
 		for i, c := range columns {
 			switch c {
 			case "certificate_id":
-				cells[i] = csvID(row.CertificateID)
+				cells[i] = idText(row.CertificateID)
 			case "thumbprint":
 				cells[i] = row.Thumbprint
 			case "store_id":
@@ -82,59 +149,4 @@ func planCells(columns []string, row *Row) []string {
 	}
 	copy(cells, row.PlanValues)
 	return cells
-}
-
-// redactPasswords blanks a password cell that holds the password itself:
-// reports never carry secrets.
-func redactPasswords(columns, cells []string) []string {
-	for i, c := range columns {
-		if isPasswordColumn(c) && !isSecretReference(cells[i]) {
-			cells[i] = ""
-		}
-	}
-	return cells
-}
-
-func isPasswordColumn(c string) bool {
-	return strings.EqualFold(strings.TrimSpace(c), "password")
-}
-
-// isSecretReference reports whether a password cell is a reference
-// (env:NAME or file:PATH) rather than the password itself. It follows the
-// plan's reading of the cell, and when in doubt says no: a mistyped
-// reference may well be the password.
-func isSecretReference(cell string) bool {
-	kind, ref, ok := strings.Cut(strings.TrimSpace(cell), ":")
-	if !ok {
-		return cell == ""
-	}
-	switch strings.ToLower(kind) {
-	case "env":
-		return isEnvName(ref)
-	case "file":
-		return strings.TrimSpace(ref) != ""
-	}
-	return false
-}
-
-func isEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, c := range s {
-		switch {
-		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
-		case '0' <= c && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func csvID(id int) string {
-	if id == 0 {
-		return ""
-	}
-	return strconv.Itoa(id)
 }

@@ -1,43 +1,38 @@
 package report
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
 )
 
 // WriteMarkdown writes r as a Markdown document for a ticket or a pull
-// request: a heading, the facts of the run, the counts, and a table with one
-// line per row.
+// request: a heading, the facts of the run, the counts, a table with one line
+// per row, and the rows' warnings. Every piece of text from the run is
+// escaped: Markdown's inline markup characters get a backslash and <, > and &
+// become entities, so a server message holding <script> or [a](link) shows
+// as the text it is.
 func WriteMarkdown(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	c := r.Counts()
+	run := &r.Run
 
 	title := "runner report"
-	if r.Run.PlanFile != "" {
-		title += ": " + r.Run.PlanFile
+	if run.PlanFile != "" {
+		title += ": " + run.PlanFile
 	}
 	ew.printf("# %s\n\n", mdInline(title))
 
-	fact := func(name, value string) {
-		if value != "" {
-			ew.printf("- **%s:** %s\n", name, mdInline(value))
-		}
+	if run.NotRun != "" {
+		ew.printf("**The run did not happen:** %s\n\n", mdInline(run.NotRun))
 	}
-	fact("Command", r.Run.Command)
-	fact("Plan", r.Run.PlanFile)
-	fact("Start", formatTime(r.Run.Start))
-	fact("End", formatTime(r.Run.End))
-	if d := jsonDuration(r.Run.Start, r.Run.End); d != nil {
-		fact("Duration", formatDuration(r.Run.End.Sub(r.Run.Start)))
+	for _, f := range runFacts(run) {
+		ew.printf("- **%s:** %s\n", f.name, mdInline(f.value))
 	}
-	fact("Dry run", yesNo(r.Run.DryRun))
-	fact("Interrupted", yesNo(r.Run.Interrupted))
 	ew.printf("\n")
 
 	ew.printf("| Status | Rows |\n|---|---:|\n")
-	for _, s := range []Status{Succeeded, Failed, Skipped} {
+	for _, s := range statuses {
 		ew.printf("| %s | %d |\n", s, c[s])
 	}
 	ew.printf("| **total** | **%d** |\n\n", len(r.Rows))
@@ -46,10 +41,15 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		ew.printf("No rows.\n")
 		return ew.err
 	}
-	ew.printf("| Line | Certificate | Store | Alias | Status | Stage | Detail | New certificate | Request | Error |\n")
-	ew.printf("|---:|---|---|---|---|---|---|---:|---:|---|\n")
-	for _, row := range r.Rows {
-		ew.printf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+	ew.printf("| Line | Certificate | Store | Alias | Status | Stage | Detail | New certificate | Request | Error | Due | Expires |\n")
+	ew.printf("|---:|---|---|---|---|---|---|---:|---:|---|---|---|\n")
+	warned := 0
+	for i := range r.Rows {
+		row := &r.Rows[i]
+		if len(row.Warnings) > 0 {
+			warned++
+		}
+		ew.printf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			row.Line,
 			mdCell(certificateName(row)),
 			mdCell(row.StoreID),
@@ -57,58 +57,90 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			mdCell(string(row.Status)),
 			mdCell(string(row.Stage)),
 			mdCell(row.Detail),
-			csvID(row.NewCertificateID),
-			csvID(row.RequestID),
+			idText(row.NewCertificateID),
+			idText(row.RequestID),
 			mdCell(row.Error),
+			formatTime(row.DueAt),
+			formatTime(row.Expires),
 		)
+	}
+	if warned > 0 {
+		ew.printf("\n## Warnings\n\n")
+		for i := range r.Rows {
+			row := &r.Rows[i]
+			for _, wn := range row.Warnings {
+				ew.printf("- line %d: %s\n", row.Line, mdInline(wn))
+			}
+		}
 	}
 	return ew.err
 }
 
-// certificateName is the id when the plan gave one, else the thumbprint.
-func certificateName(row Row) string {
-	if row.CertificateID != 0 {
-		return strconv.Itoa(row.CertificateID)
+// fact is one named fact of the run, as the Markdown and HTML reports list it.
+type fact struct{ name, value string }
+
+// runFacts are the facts of the run worth showing, in display order; facts
+// that are unknown or off are left out.
+func runFacts(run *Run) []fact {
+	var facts []fact
+	add := func(name, value string) {
+		if value != "" {
+			facts = append(facts, fact{name, value})
+		}
 	}
-	return row.Thumbprint
+	add("Command host", run.CommandHost)
+	add("Plan", run.PlanFile)
+	add("Mode", run.Command)
+	add("Start", formatTime(run.Start))
+	add("End", formatTime(run.End))
+	if d, ok := runDuration(run); ok {
+		add("Duration", formatDuration(d))
+	}
+	if run.Window > 0 {
+		add("Window", run.Window.String())
+	}
+	add("Shard", shardText(run.Shard))
+	add("Exit code", strconv.Itoa(run.ExitCode))
+	version := run.Version
+	if run.Commit != "" {
+		version = strings.TrimSpace(version + " (" + run.Commit + ")")
+	}
+	add("Runner", version)
+	if run.DryRun {
+		add("Dry run", "yes")
+	}
+	if run.Interrupted {
+		add("Interrupted", "yes")
+	}
+	return facts
 }
 
-var mdCellReplacer = strings.NewReplacer(
+// mdEscaper escapes what Markdown (CommonMark and GitHub's tables) would
+// read as markup inside a line: a backslash before the inline markup
+// characters and the cell separator, entities for what could start HTML.
+var mdEscaper = strings.NewReplacer(
 	`\`, `\\`,
 	"|", `\|`,
-	"\r\n", "<br>",
-	"\n", "<br>",
-	"\r", "<br>",
+	"`", "\\`",
+	"*", `\*`,
+	"_", `\_`,
+	"[", `\[`,
+	"]", `\]`,
+	"~", `\~`,
+	"&", "&amp;",
+	"<", "&lt;",
+	">", "&gt;",
 )
 
-// mdCell makes s safe inside a table cell: a '|' would end the cell and a
-// newline would end the table.
+var mdLineBreaks = strings.NewReplacer("\r\n", "<br>", "\n", "<br>", "\r", "<br>")
+
+// mdCell makes s safe inside a table cell: escaped, and a newline, which
+// would end the table, becomes <br>.
 func mdCell(s string) string {
-	return mdCellReplacer.Replace(strings.TrimSpace(s))
+	return mdLineBreaks.Replace(mdEscaper.Replace(strings.TrimSpace(text(s))))
 }
 
-// mdInline keeps a fact on its one list line.
+// mdInline keeps a fact on its one list line, escaped.
 func mdInline(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-// errWriter keeps the first write error so a long run of printf calls can be
-// checked once at the end.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) printf(format string, args ...any) {
-	if e.err != nil {
-		return
-	}
-	_, e.err = fmt.Fprintf(e.w, format, args...)
+	return mdEscaper.Replace(strings.Join(strings.Fields(text(s)), " "))
 }

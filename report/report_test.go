@@ -2,8 +2,6 @@ package report
 
 import (
 	"bytes"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"runner/plan"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -27,35 +23,54 @@ const (
 
 var columns = []string{"certificate_id", "thumbprint", "store_id", "alias", "overwrite", "properties", "password"}
 
+// Cells an attacker might put in a plan or get a server to echo: spreadsheet
+// formulas (OWASP's CSV-injection list) and markup.
+const (
+	formulaAlias = `=HYPERLINK("http://evil.example/x","click")`
+	markupDetail = `Command said: <script>alert("x")</script> & [click](http://evil.example) *now*`
+)
+
 // fixture is a report with every status, zero and non-zero times and ids,
-// and cells that need escaping in every format. Its rows are not in line
-// order, as a runner that records results as they come may leave them.
+// warnings, and cells that need escaping in every format. Its rows are not
+// in line order, as a runner that records results as they come may leave
+// them.
 func fixture() *Report {
 	start := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
 	// A zone other than UTC: reports must convert.
 	est := time.FixedZone("EST", -5*3600)
 	return &Report{
 		Run: Run{
-			Start:    start,
-			End:      start.Add(72*time.Second + 400*time.Millisecond),
-			PlanFile: "plans/nightly.csv",
-			Columns:  columns,
-			Command:  "run",
+			Start:       start,
+			End:         start.Add(72*time.Second + 400*time.Millisecond),
+			PlanFile:    "plans/nightly.csv",
+			Columns:     columns,
+			Command:     "run",
+			ExitCode:    1,
+			Version:     "v1.4.0",
+			Commit:      "3f2a9c1",
+			CommandHost: "kf.example.com",
+			Window:      5 * time.Minute,
 		},
 		Rows: []Row{
 			{
 				Line: 2, CertificateID: 1234, StoreID: storeA, Alias: "web",
 				Status: Succeeded, Stage: StageVerify, Detail: "seen in store",
+				Warnings:         []string{"certificate 1234 was also found in store " + storeB + " as old-web"},
 				NewCertificateID: 5678, RequestID: 91,
 				RenewedAt:  start.Add(10 * time.Second),
-				DeployedAt: start.Add(12 * time.Second).In(est),
+				DeployedAt: start.Add(10*time.Second + 31*time.Millisecond).In(est),
 				VerifiedAt: start.Add(70 * time.Second),
+				DueAt:      time.Date(2027, 10, 25, 2, 0, 10, 0, time.UTC),
+				Expires:    time.Date(2027, 11, 24, 2, 0, 10, 0, time.UTC),
 				PlanValues: []string{"1234", "", storeA, "web", "true", `{"ServerUseSsl":"true","Port":"443"}`, "env:PFX_PASS"},
 			},
 			{
 				Line: 9, CertificateID: 2000, StoreID: storeB, Alias: "api",
 				Status: Failed, Stage: StagePreflight, Detail: "store not found",
-				PlanValues: []string{"2000", "", storeB, "api", "", "", "hunter2"},
+				Expires: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+				// The plan held a literal password here: the plan package
+				// leaves it out of PlanValues.
+				PlanValues: []string{"2000", "", storeB, "api", "", "", ""},
 			},
 			{
 				Line: 3, CertificateID: 1235, StoreID: storeB, Alias: "mail",
@@ -64,11 +79,14 @@ func fixture() *Report {
 				Error:            `POST /Enrollment/PFX/Deploy: HTTP 400: 0xA0110008: The format "STORE" is invalid, try again`,
 				NewCertificateID: 5679, RequestID: 92,
 				RenewedAt:  start.Add(11 * time.Second),
-				PlanValues: []string{"1235", "", storeB, "mail", "false", "", "file:/etc/runner/mail.pass"},
+				Expires:    time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC),
+				PlanValues: []string{"1235", "", storeB, "mail", "false", "", "file:secrets/mail.pass"},
 			},
 			{
 				Line: 4, Thumbprint: thumb, StoreID: storeA,
 				Status: Skipped, Stage: StageCheck, Detail: "not due until 2027-01-10",
+				DueAt:      time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC),
+				Expires:    time.Date(2027, 2, 9, 0, 0, 0, 0, time.UTC),
 				PlanValues: []string{"", thumb, storeA, "", "", "", ""},
 			},
 			{
@@ -82,8 +100,15 @@ func fixture() *Report {
 				Status: Failed, Stage: StageDeploy, Detail: "job created, then failed: access is denied to the store's orchestrator which could not write the keystore file on the target host",
 				NewCertificateID: 4001,
 				RenewedAt:        start.Add(20 * time.Second),
-				DeployedAt:       start.Add(21 * time.Second),
+				DeployedAt:       start.Add(21*time.Second + 250*time.Millisecond),
 				PlanValues:       []string{"4000", "", storeB, "", "", "", ""},
+			},
+			{
+				Line: 7, CertificateID: 5000, StoreID: storeA, Alias: formulaAlias,
+				Status: Failed, Stage: StageRenew, Detail: markupDetail,
+				Error:      "-2+3 @SUM(A1:A9) +cmd|' /C calc'!A0",
+				Warnings:   []string{"\t=1+2 <b>bold</b>"},
+				PlanValues: []string{"5000", "", storeA, formulaAlias, "", "", "FILE:/etc/runner/api.pass"},
 			},
 		},
 	}
@@ -120,6 +145,10 @@ func render(t testing.TB, write func(io.Writer, *Report) error, r *Report) []byt
 	return buf.Bytes()
 }
 
+func summaryWith(opts SummaryOptions) func(io.Writer, *Report) error {
+	return func(w io.Writer, r *Report) error { return WriteSummary(w, r, opts) }
+}
+
 func TestGolden(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -129,7 +158,11 @@ func TestGolden(t *testing.T) {
 		{"json", WriteJSON, "report.json.golden"},
 		{"csv", WriteCSV, "report.csv.golden"},
 		{"markdown", WriteMarkdown, "report.md.golden"},
-		{"summary", WriteSummary, "summary.golden"},
+		{"html", WriteHTML, "report.html.golden"},
+		{"junit", WriteJUnit, "report.xml.golden"},
+		{"summary", summaryWith(SummaryOptions{}), "summary.golden"},
+		{"summary quiet", summaryWith(SummaryOptions{Quiet: true}), "summary-quiet.golden"},
+		{"summary narrow", summaryWith(SummaryOptions{Width: 60}), "summary-narrow.golden"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +182,8 @@ func TestWriteFileFollowsExtension(t *testing.T) {
 		{"csv", "out.csv", "report.csv.golden"},
 		{"md", "out.md", "report.md.golden"},
 		{"markdown", "out.markdown", "report.md.golden"},
+		{"html", "out.html", "report.html.golden"},
+		{"junit", "out.xml", "report.xml.golden"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +192,9 @@ func TestWriteFileFollowsExtension(t *testing.T) {
 			}
 			dir := t.TempDir()
 			path := filepath.Join(dir, tt.file)
+			if err := CheckPath(path); err != nil {
+				t.Fatal(err)
+			}
 			if err := WriteFile(path, fixture()); err != nil {
 				t.Fatal(err)
 			}
@@ -165,15 +203,31 @@ func TestWriteFileFollowsExtension(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, tt.golden, got)
-			fi, err := os.Stat(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != 0o644 {
-				t.Errorf("mode = %v, want 0644", fi.Mode().Perm())
-			}
+			assertMode(t, path, 0o600)
 			assertOnlyFiles(t, dir, tt.file)
 		})
+	}
+}
+
+func TestReplacedReportIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.json")
+	if err := os.WriteFile(path, []byte("earlier\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, fixture()); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, path, 0o600)
+}
+
+func assertMode(t testing.TB, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != want {
+		t.Errorf("%s: mode = %v, want %v", path, fi.Mode().Perm(), want)
 	}
 }
 
@@ -184,7 +238,7 @@ func TestUnknownExtension(t *testing.T) {
 		want string
 	}{
 		{"txt", "out.txt", `unknown extension ".txt"`},
-		{"html not yet", "out.html", `unknown extension ".html"`},
+		{"prom is for WriteMetrics", "out.prom", `unknown extension ".prom"`},
 		{"none", "report", "no extension"},
 	}
 	for _, tt := range tests {
@@ -195,10 +249,9 @@ func TestUnknownExtension(t *testing.T) {
 				if err == nil {
 					t.Fatal("no error")
 				}
-				for _, part := range []string{path, tt.want, ".json, .csv, .md, .markdown"} {
-					if !strings.Contains(err.Error(), part) {
-						t.Errorf("error %q does not contain %q", err, part)
-					}
+				want := "report " + path + ": " + tt.want + "; known extensions: .json, .csv, .md, .markdown, .html, .xml"
+				if err.Error() != want {
+					t.Errorf("error = %q, want %q", err, want)
 				}
 			}
 			assertOnlyFiles(t, dir)
@@ -226,20 +279,28 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 
 func TestFailedWriteKeepsEarlierReport(t *testing.T) {
 	big := fixture()
-	// Enough rows that the report is far bigger than bufio's buffer, so the
-	// temporary file really receives part of it before the failure.
-	for range 200 {
-		big.Rows = append(big.Rows, big.Rows[0], big.Rows[2])
+	// Enough rows that the report is far bigger than the write buffer, so
+	// the temporary file really receives part of it before the failure.
+	// Distinct certificates with expiry dates, so the metrics file is big too.
+	for i := range 2000 {
+		row := big.Rows[2]
+		row.CertificateID = 10000 + i
+		row.Expires = row.Expires.Add(time.Duration(i) * time.Hour)
+		big.Rows = append(big.Rows, row)
 	}
 	tests := []struct {
-		name  string
-		write func(path string, r *Report) error
-		file  string
+		name   string
+		write  func(path string, r *Report) error
+		file   string
+		prefix string
 	}{
-		{"json", WriteFile, "report.json"},
-		{"csv", WriteFile, "report.csv"},
-		{"markdown", WriteFile, "report.md"},
-		{"failed plan", WriteFailedPlan, "failed.csv"},
+		{"json", WriteFile, "report.json", "write report "},
+		{"csv", WriteFile, "report.csv", "write report "},
+		{"markdown", WriteFile, "report.md", "write report "},
+		{"html", WriteFile, "report.html", "write report "},
+		{"junit", WriteFile, "report.xml", "write report "},
+		{"failed plan", WriteFailedPlan, "failed.csv", "write failed plan "},
+		{"metrics", WriteMetrics, "runner.prom", "write metrics "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,8 +315,10 @@ func TestFailedWriteKeepsEarlierReport(t *testing.T) {
 			if !errors.Is(err, errDiskFull) {
 				t.Fatalf("error = %v, want it to wrap %v", err, errDiskFull)
 			}
-			if !strings.Contains(err.Error(), path) {
-				t.Errorf("error %q does not name %s", err, path)
+			// Wrapped once, naming the file: the CLI prints it as it is.
+			if msg := err.Error(); !strings.HasPrefix(msg, tt.prefix+path+": ") || strings.Count(msg, path) != 1 ||
+				!strings.HasSuffix(msg, ": "+errDiskFull.Error()) {
+				t.Errorf("error = %q, want %q naming the file once", err, tt.prefix+path+": "+errDiskFull.Error())
 			}
 			got, err := os.ReadFile(path)
 			if err != nil {
@@ -279,8 +342,8 @@ func TestRenameOntoDirectoryFails(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error writing over a directory")
 	}
-	if !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), ".tmp-") {
-		t.Errorf("error %q should name %s and not the temporary file", err, path)
+	if want := "write report " + path + ": file exists"; err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
 	}
 	assertOnlyFiles(t, dir, "report.json")
 }
@@ -290,6 +353,9 @@ func TestMissingDirectory(t *testing.T) {
 	err := WriteFile(path, fixture())
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("error = %v, want one wrapping os.ErrNotExist", err)
+	}
+	if want := "write report " + path + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %q (not naming the temporary file)", err, want)
 	}
 }
 
@@ -316,293 +382,36 @@ func assertOnlyFiles(t testing.TB, dir string, names ...string) {
 	}
 }
 
-func TestJSONNullsAndTimes(t *testing.T) {
-	var doc struct {
-		Schema string
-		Run    map[string]any
-		Rows   []map[string]any
-	}
-	if err := json.Unmarshal(render(t, WriteJSON, fixture()), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.Schema != "runner.report/v1" {
-		t.Errorf("schema = %q", doc.Schema)
-	}
-	if got := doc.Run["duration_seconds"]; got != 72.4 {
-		t.Errorf("duration_seconds = %v, want 72.4", got)
-	}
-	if got := fmt.Sprint(doc.Run["counts"]); got != "map[failed:3 skipped:2 succeeded:1]" {
-		t.Errorf("counts = %s", got)
-	}
-	byLine := map[float64]map[string]any{}
-	for _, r := range doc.Rows {
-		byLine[r["line"].(float64)] = r
-	}
-	tests := []struct {
-		name  string
-		line  float64
-		field string
-		want  any
-	}{
-		{"time in another zone is UTC", 2, "deployed_at", "2026-11-24T02:00:12Z"},
-		{"zero time is null", 9, "renewed_at", nil},
-		{"zero new id is null", 9, "new_certificate_id", nil},
-		{"zero request id is null", 6, "request_id", nil},
-		{"zero certificate id is null", 4, "certificate_id", nil},
-		{"set id is a number", 3, "new_certificate_id", 5679.0},
-		{"empty string stays a string", 4, "alias", ""},
-		{"empty error stays a string", 2, "error", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			row, ok := byLine[tt.line]
-			if !ok {
-				t.Fatalf("no row for line %v", tt.line)
-			}
-			got, present := row[tt.field]
-			if !present {
-				t.Fatalf("row %v has no %s", tt.line, tt.field)
-			}
-			if got != tt.want {
-				t.Errorf("%s = %#v, want %#v", tt.field, got, tt.want)
-			}
-		})
-	}
-	t.Run("unknown times of the run are null", func(t *testing.T) {
-		var doc struct{ Run map[string]any }
-		if err := json.Unmarshal(render(t, WriteJSON, &Report{}), &doc); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []string{"start", "end", "duration_seconds"} {
-			if v, ok := doc.Run[f]; !ok || v != nil {
-				t.Errorf("%s = %v (present %v), want null", f, v, ok)
-			}
-		}
-	})
-}
-
-func TestCSVRoundTrip(t *testing.T) {
-	recs, err := csv.NewReader(bytes.NewReader(render(t, WriteCSV, fixture()))).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantHeader := append(append([]string{}, columns...), outcomeColumns...)
-	if fmt.Sprint(recs[0]) != fmt.Sprint(wantHeader) {
-		t.Errorf("header = %q, want %q", recs[0], wantHeader)
-	}
-	f := fixture()
-	if len(recs) != len(f.Rows)+1 {
-		t.Fatalf("%d records, want %d", len(recs), len(f.Rows)+1)
-	}
-	col := func(name string) int {
-		for i, h := range recs[0] {
-			if h == name {
-				return i
-			}
-		}
-		t.Fatalf("no column %s", name)
-		return 0
-	}
-	tests := []struct {
-		name   string
-		record int
-		column string
-		want   string
-	}{
-		{"detail with pipe and newline", 3, "detail", f.Rows[2].Detail},
-		{"error with comma and quotes", 3, "error", f.Rows[2].Error},
-		{"properties JSON kept", 1, "properties", f.Rows[0].PlanValues[5]},
-		{"env reference kept", 1, "password", "env:PFX_PASS"},
-		{"file reference kept", 3, "password", "file:/etc/runner/mail.pass"},
-		{"literal password left out", 2, "password", ""},
-		{"ragged plan line padded", 5, "alias", ""},
-		{"status after short plan line", 5, "status", "skipped"},
-		{"zero id empty", 2, "new_certificate_id", ""},
-		{"time in UTC", 1, "deployed_at", "2026-11-24T02:00:12Z"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := recs[tt.record][col(tt.column)]; got != tt.want {
-				t.Errorf("%s = %q, want %q", tt.column, got, tt.want)
-			}
-		})
-	}
-	if bytes.Contains(render(t, WriteCSV, f), []byte("hunter2")) {
-		t.Error("the CSV report holds a literal password")
-	}
-}
-
-func TestCSVWithoutPlanColumns(t *testing.T) {
-	r := &Report{Rows: []Row{{Line: 2, CertificateID: 7, StoreID: storeA, Alias: "a", Status: Failed, Stage: StagePlan}}}
-	got := string(render(t, WriteCSV, r))
-	want := "certificate_id,thumbprint,store_id,alias,status,stage,detail,new_certificate_id,request_id,error,renewed_at,deployed_at,verified_at\n" +
-		"7,," + storeA + ",a,failed,plan,,,,,,,\n"
-	if got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestMarkdownEscapesCells(t *testing.T) {
-	md := string(render(t, WriteMarkdown, fixture()))
-	want := `window expired 12s before deploy \| renewed, not deployed<br>rerun to deploy 5679`
-	if !strings.Contains(md, want) {
-		t.Errorf("markdown lacks escaped detail %q", want)
-	}
-	// Every table line must have the same number of unescaped pipes.
-	var counts []int
-	for _, line := range strings.Split(md, "\n") {
-		if strings.HasPrefix(line, "| Line") || strings.HasPrefix(line, "| 2 ") || strings.HasPrefix(line, "| 3 ") {
-			counts = append(counts, strings.Count(line, "|")-strings.Count(line, `\|`))
-		}
-	}
-	if len(counts) != 3 || counts[0] != counts[1] || counts[0] != counts[2] {
-		t.Errorf("pipes per table line = %v, want three equal counts", counts)
-	}
-}
-
-func TestSummary(t *testing.T) {
-	many := &Report{}
-	many.Rows = append(many.Rows, Row{Line: 500, CertificateID: 1, Status: Failed, Stage: StageRenew, Detail: "refused"})
-	for i := range 60 {
-		many.Rows = append(many.Rows, Row{Line: i + 2, CertificateID: 100 + i, Status: Skipped, Stage: StageCheck, Detail: "not due"})
-	}
-	for i := range 5 {
-		many.Rows = append(many.Rows, Row{Line: 100 + i, Status: Succeeded})
-	}
-	tests := []struct {
-		name     string
-		r        *Report
-		contains []string
-		lacks    []string
-	}{
-		{
-			name:     "counts line",
-			r:        fixture(),
-			contains: []string{"6 rows: 1 succeeded, 3 failed, 2 skipped (1m12s)\n", "LINE", "…"},
-			lacks:    []string{"seen in store"},
-		},
-		{
-			name:     "all succeeded has no table",
-			r:        &Report{Rows: []Row{{Line: 2, Status: Succeeded}}},
-			contains: []string{"1 row: 1 succeeded, 0 failed, 0 skipped\n"},
-			lacks:    []string{"LINE"},
-		},
-		{
-			name:     "dry run and interrupted",
-			r:        &Report{Run: Run{DryRun: true, Interrupted: true, Start: time.Unix(0, 0), End: time.Unix(0, 350e6)}},
-			contains: []string{"0 rows: 0 succeeded, 0 failed, 0 skipped (350ms, dry run, interrupted)\n"},
-		},
-		{
-			name:     "failed rows shown first when capped",
-			r:        many,
-			contains: []string{"500   1", "… 11 more not shown (11 skipped)"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := string(render(t, WriteSummary, tt.r))
-			for _, s := range tt.contains {
-				if !strings.Contains(got, s) {
-					t.Errorf("summary lacks %q:\n%s", s, got)
-				}
-			}
-			for _, s := range tt.lacks {
-				if strings.Contains(got, s) {
-					t.Errorf("summary has %q:\n%s", s, got)
-				}
-			}
-			for _, line := range strings.Split(got, "\n") {
-				if strings.Contains(line, " failed ") {
-					continue // a failed row's detail is shown whole
-				}
-				if n := len([]rune(line)); n > summaryWidth {
-					t.Errorf("line of %d runes > %d: %q", n, summaryWidth, line)
-				}
-			}
-		})
-	}
-	t.Run("sorted by line", func(t *testing.T) {
-		got := string(render(t, WriteSummary, fixture()))
-		var lines []string
-		for _, l := range strings.Split(got, "\n")[3:] {
-			if f := strings.Fields(l); len(f) > 0 {
-				lines = append(lines, f[0])
-			}
-		}
-		if fmt.Sprint(lines) != "[3 4 5 6 9]" {
-			t.Errorf("table lines = %v, want [3 4 5 6 9]", lines)
-		}
-	})
-}
-
-func TestFailedPlan(t *testing.T) {
-	t.Run("only failed rows", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "failed.csv")
-		if err := WriteFailedPlan(path, fixture()); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden(t, "failed-plan.csv.golden", got)
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o644 {
-			t.Errorf("mode = %v, want 0644", fi.Mode().Perm())
-		}
-		if bytes.Contains(got, []byte("hunter2")) {
-			t.Error("the failed plan holds a literal password")
-		}
-
-		// It is a plan: the plan package reads back the same cells.
-		p, err := plan.Parse(bytes.NewReader(got), "failed.csv", plan.Options{AllowPlainPasswords: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(p.Columns) != fmt.Sprint(columns) {
-			t.Errorf("columns = %q, want %q", p.Columns, columns)
-		}
-		f := fixture()
-		noPassword := append([]string{}, f.Rows[1].PlanValues...)
-		noPassword[6] = ""
-		want := [][]string{noPassword, f.Rows[2].PlanValues, f.Rows[5].PlanValues}
-		if len(p.Rows) != len(want) {
-			t.Fatalf("%d rows, want %d", len(p.Rows), len(want))
-		}
-		for i, row := range p.Rows {
-			if fmt.Sprint(row.Values) != fmt.Sprint(want[i]) {
-				t.Errorf("row %d = %q, want %q", i, row.Values, want[i])
-			}
-		}
-	})
-	t.Run("no failed rows still writes the header", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "failed.csv")
-		r := fixture()
-		r.Rows = r.Rows[:1]
-		if err := WriteFailedPlan(path, r); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := strings.Join(columns, ",") + "\n"; string(got) != want {
-			t.Errorf("got %q, want %q", got, want)
-		}
-		assertOnlyFiles(t, dir, "failed.csv")
-	})
-}
-
 func TestCounts(t *testing.T) {
 	got := (&Report{}).Counts()
 	if fmt.Sprint(got) != "map[failed:0 skipped:0 succeeded:0]" {
 		t.Errorf("empty report counts = %v", got)
 	}
-	if got := fixture().Counts(); fmt.Sprint(got) != "map[failed:3 skipped:2 succeeded:1]" {
+	if got := fixture().Counts(); fmt.Sprint(got) != "map[failed:4 skipped:2 succeeded:1]" {
 		t.Errorf("counts = %v", got)
+	}
+}
+
+// TestEveryFormatEscapes renders the fixture in every format meant for a
+// person or a markup reader, and finds no live markup from its rows.
+func TestEveryFormatEscapes(t *testing.T) {
+	tests := []struct {
+		name  string
+		write func(io.Writer, *Report) error
+		bad   []string
+	}{
+		{"markdown", WriteMarkdown, []string{"<script>", "<b>", "[click](", "*now*"}},
+		{"html", WriteHTML, []string{"<script>alert", "<b>bold", `href="http://evil`}},
+		{"junit", WriteJUnit, []string{"<script>", "<b>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := string(render(t, tt.write, fixture()))
+			for _, b := range tt.bad {
+				if strings.Contains(out, b) {
+					t.Errorf("output holds %q", b)
+				}
+			}
+		})
 	}
 }
