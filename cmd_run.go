@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,8 +109,8 @@ func readInvocation(c *cli.Context, dryRun bool) (*invocation, error) {
 		return nil, usageError{msg: fmt.Sprintf("--notify: unknown mode %q", stringFlag(c, "notify")), hint: "use failure or always"}
 	}
 	if inv.webhook != "" {
-		if err := checkWebhook(inv.webhook); err != nil {
-			return nil, err
+		if err := report.CheckWebhookURL(inv.webhook); err != nil {
+			return nil, usageError{msg: "--notify-webhook: " + err.Error()}
 		}
 	}
 	if inv.jitter, err = jitterOf(c, isTerminal(c.App.ErrWriter)); err != nil {
@@ -515,7 +513,11 @@ func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Rep
 		}
 	}
 	if inv.webhook != "" && !inv.dryRun {
-		if err := report.Notify(ctx, inv.webhook, rep, report.NotifyOptions{Always: inv.notifyAlways}); err != nil {
+		when := report.NotifyOnFailure
+		if inv.notifyAlways {
+			when = report.NotifyAlways
+		}
+		if err := report.Notify(ctx, inv.webhook, rep, report.NotifyOptions{When: when}); err != nil {
 			inv.log.Warn("could not post the notification", "err", err)
 		}
 	}
@@ -563,28 +565,4 @@ func validateAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%s: ok: %d rows, %d certificates, %d stores\n", path, len(p.Rows), len(p.Jobs), len(stores))
 	return nil
-}
-
-// checkWebhook refuses a notification URL that is not https (plain http is
-// allowed on loopback only, as for Command itself).
-func checkWebhook(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return usageError{msg: "--notify-webhook: expected an https:// URL", hint: "e.g. --notify-webhook https://hooks.slack.com/services/…"}
-	}
-	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
-	default:
-		return usageError{msg: fmt.Sprintf("--notify-webhook %s: only https:// (or http:// on loopback) is allowed", u.Redacted())}
-	}
-	return nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
