@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The parsers below take a trimmed, non-empty cell and return a *valueError
@@ -149,17 +149,62 @@ func parseJobTime(s string) (time.Time, error) {
 	return time.Time{}, &valueError{problem: "not an ISO 8601 time", value: s, expected: expected}
 }
 
-// emptyLine reports whether every cell is blank, as in the ",,,," lines that
-// spreadsheets leave at the end of an export.
-func emptyLine(record []string) bool {
-	for _, c := range record {
-		if strings.TrimSpace(c) != "" {
-			return false
+// checkText enforces what every cell must be, whatever its column: at most
+// limit bytes, UTF-8, and free of control characters (C0, DEL and C1), so
+// that a cp1252 export, a NUL or a stray escape sequence is refused here
+// instead of being deployed into a store. s is the cell without its
+// surrounding spaces; inJSON allows the tab and line feed that a formatted
+// JSON object has between its tokens (JSON itself refuses them inside
+// strings). A carriage return is refused everywhere: encoding/csv already
+// folds each CRLF into LF, and a lone CR would not survive a rewrite.
+// show says whether the cell may be quoted in the error.
+func checkText(s string, limit int, inJSON, show bool) *valueError {
+	if len(s) > limit {
+		return &valueError{
+			problem:  "cell of " + strconv.Itoa(len(s)) + " bytes is too long",
+			expected: "at most " + strconv.Itoa(limit) + " bytes",
 		}
 	}
-	return true
+	value := ""
+	if show {
+		value = shortValue(s)
+	}
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if (b < 0x20 || b == 0x7f) && !(inJSON && (b == '\t' || b == '\n')) {
+				return &valueError{
+					problem:  fmt.Sprintf("control character %U at byte %d of the cell", b, i+1),
+					value:    value,
+					expected: textExpected(inJSON),
+				}
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return &valueError{
+				problem:  fmt.Sprintf("not UTF-8 (byte 0x%02X at byte %d of the cell)", b, i+1),
+				value:    value,
+				expected: "UTF-8 text: save the file as CSV UTF-8, a Windows-1252 or Latin-1 export is not UTF-8",
+			}
+		}
+		if r >= 0x80 && r <= 0x9f {
+			return &valueError{
+				problem:  fmt.Sprintf("control character %U at byte %d of the cell", r, i+1),
+				value:    value,
+				expected: textExpected(inJSON),
+			}
+		}
+		i += size
+	}
+	return nil
 }
 
-var bom = []byte{0xEF, 0xBB, 0xBF}
-
-func stripBOM(b []byte) []byte { return bytes.TrimPrefix(b, bom) }
+func textExpected(inJSON bool) string {
+	if inJSON {
+		return "a JSON object without control characters other than tabs and line breaks between its tokens"
+	}
+	return "text without control characters (tabs and line breaks are allowed only in properties)"
+}
