@@ -34,6 +34,10 @@ func parseCertificateID(s string) (int, error) {
 
 func parseThumbprint(s string) (string, error) {
 	const expected = "40 hex digits (a SHA-1 thumbprint); ':', ' ' and '-' separators are allowed"
+	// The common spelling, 40 upper-case hex digits, is returned as it is.
+	if len(s) == 40 && strings.IndexFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9' || r >= 'A' && r <= 'F') }) < 0 {
+		return s, nil
+	}
 	t := strings.Map(func(r rune) rune {
 		if r == ':' || r == ' ' || r == '-' {
 			return -1
@@ -56,19 +60,23 @@ func parseGUID(s string) (string, error) {
 	if strings.HasPrefix(g, "{") && strings.HasSuffix(g, "}") {
 		g = g[1 : len(g)-1]
 	}
-	ok := len(g) == 36
+	ok, upper := len(g) == 36, false
 	for i := 0; ok && i < len(g); i++ {
-		switch i {
+		switch c := g[i]; i {
 		case 8, 13, 18, 23:
-			ok = g[i] == '-'
+			ok = c == '-'
 		default:
-			ok = isHex(rune(g[i]))
+			ok = isHex(rune(c))
+			upper = upper || c >= 'A' && c <= 'F'
 		}
 	}
 	if !ok {
 		return "", &valueError{problem: "not a GUID", value: s, expected: "8-4-4-4-12 hex digits, e.g. " + exampleGUID}
 	}
-	return strings.ToLower(g), nil
+	if upper {
+		return strings.ToLower(g), nil
+	}
+	return g, nil
 }
 
 func isHex(r rune) bool {
@@ -164,6 +172,14 @@ func checkText(s string, limit int, inJSON, show bool) *valueError {
 			problem:  "cell of " + strconv.Itoa(len(s)) + " bytes is too long",
 			expected: "at most " + strconv.Itoa(limit) + " bytes",
 		}
+	}
+	// Most cells are printable ASCII: one cheap pass says so.
+	printable := true
+	for i := 0; i < len(s) && printable; i++ {
+		printable = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if printable {
+		return nil
 	}
 	value := ""
 	if show {

@@ -39,7 +39,7 @@ func Load(path string, opts Options) (*Plan, error) {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
 	defer f.Close()
-	p, err := Parse(f, path, opts)
+	p, err := parse(f, path, opts, defaultLimits, sizeHint(f))
 	if p != nil {
 		dir := filepath.Dir(path)
 		for _, r := range p.Rows {
@@ -50,6 +50,52 @@ func Load(path string, opts Options) (*Plan, error) {
 		}
 	}
 	return p, err
+}
+
+// Counts says how large a plan is.
+type Counts struct {
+	Rows         int // rows read, blank lines and comments left out
+	Certificates int // jobs
+	Stores       int // distinct stores
+}
+
+// Validate checks the plan at path as Load does, with the same problems in
+// the same order, but keeps no rows: its memory grows with the number of
+// certificates, not with the rows and their cells, so `runner validate`
+// stays small at any plan size. Errors are as Load's.
+func Validate(path string, opts Options) (Counts, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Counts{}, fmt.Errorf("read plan: %w", err)
+	}
+	defer f.Close()
+	rd := newReader(f, path, opts, defaultLimits)
+	rd.rowsHint = sizeHint(f)
+	rd.stores = map[[16]byte]struct{}{}
+	rd.cr.ReuseRecord = true // nothing keeps a record
+	if err := rd.read(); err != nil {
+		return Counts{}, err
+	}
+	c := Counts{Rows: rd.count, Stores: len(rd.stores)}
+	if rd.group != nil {
+		c.Certificates = len(rd.group.jobs)
+	}
+	if len(rd.errs) > 0 {
+		rd.errs.sort()
+		return c, &rd.errs
+	}
+	return c, nil
+}
+
+// sizeHint guesses from a plan file's size how many rows it has (a plan
+// line is some 60 to 150 bytes), so that tables are sized once instead of
+// grown; 0 when unknown.
+func sizeHint(f *os.File) int {
+	info, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return int(min(info.Size()/128, MaxRows))
 }
 
 func relativeTo(dir string, s SecretRef) SecretRef {
@@ -68,7 +114,7 @@ func relativeTo(dir string, s SecretRef) SecretRef {
 // read while nothing can be run from it. Any other error is one reading r,
 // with no Plan. A plan with a header and no rows is valid and empty.
 func Parse(r io.Reader, name string, opts Options) (*Plan, error) {
-	return parse(r, name, opts, defaultLimits)
+	return parse(r, name, opts, defaultLimits, 0)
 }
 
 // limits are the bounds a reader enforces: the exported constants, smaller
@@ -81,8 +127,12 @@ type limits struct {
 
 var defaultLimits = limits{rows: MaxRows, planBytes: MaxPlanBytes, record: maxRecordBytes}
 
-func parse(r io.Reader, name string, opts Options, lim limits) (*Plan, error) {
+// parse is Parse with limits and the number of rows to expect (0 when
+// unknown).
+func parse(r io.Reader, name string, opts Options, lim limits, rowsHint int) (*Plan, error) {
 	rd := newReader(r, name, opts, lim)
+	rd.rowsHint = rowsHint
+	rd.keep = true
 	if err := rd.read(); err != nil {
 		return nil, err
 	}
@@ -94,7 +144,9 @@ func parse(r io.Reader, name string, opts Options, lim limits) (*Plan, error) {
 		rd.errs.sort()
 		return p, &rd.errs
 	}
-	p.Jobs = rd.group.jobs
+	if rd.group != nil {
+		p.Jobs = rd.group.finish()
+	}
 	if p.Jobs == nil {
 		p.Jobs = []*Job{}
 	}
@@ -118,6 +170,13 @@ type reader struct {
 	errs       ErrorList
 	group      *grouper
 	literals   map[string]*literal
+
+	rowsHint int
+	// keep says whether rows are kept (Parse) or only counted (Validate),
+	// with the distinct stores.
+	keep   bool
+	count  int
+	stores map[[16]byte]struct{}
 
 	rowSlab []Row      // rows are allocated in blocks, for memory
 	errSlab []RowError // so are errors, for a plan of 300,000 bad rows
@@ -198,16 +257,18 @@ func (rd *reader) read() error {
 	}
 	rd.readHeader(header)
 	if rd.index[iStoreID] >= 0 && (rd.index[iCertificateID] >= 0 || rd.index[iThumbprint] >= 0) {
-		rd.group = newGrouper()
+		rd.group = newGrouper(rd.keep, rd.rowsHint/2, rd.index[iCertificateID] >= 0, rd.index[iThumbprint] >= 0)
 	}
-	count := 0
+	if rd.keep {
+		rd.rows = make([]*Row, 0, rd.rowsHint)
+	}
 	for {
 		rec, err := rd.record()
 		if err != nil || rec == nil {
 			return err
 		}
 		line, _ := rd.cr.FieldPos(0)
-		if count++; count > rd.lim.rows {
+		if rd.count++; rd.count > rd.lim.rows {
 			rd.addErr(line, 0, "", fmt.Sprintf("more than %d rows; reading stopped here", rd.lim.rows), "",
 				fmt.Sprintf("at most %d rows in one plan: split it into several plans", rd.lim.rows))
 			return nil
@@ -337,7 +398,14 @@ func (rd *reader) newRow() *Row {
 	return r
 }
 
+// keepRow keeps a row without problems, or when counting, counts its store.
 func (rd *reader) keepRow(r *Row) {
+	if !rd.keep {
+		if r.StoreID != "" {
+			rd.stores[guidBytes(r.StoreID)] = struct{}{}
+		}
+		return
+	}
 	rd.rowSlab = rd.rowSlab[1:]
 	rd.rows = append(rd.rows, r)
 }

@@ -97,6 +97,11 @@ type Job struct {
 	JobTime                        time.Time
 	Template, CertificateAuthority string
 	RenewBefore                    RenewBefore
+
+	// For the grouper's messages and indexes, which must not need Rows
+	// (Validate keeps none): the job's first line, the lines that first
+	// gave its id and its thumbprint, and its position in the plan.
+	firstLine, idLine, thumbLine, index int32
 }
 
 // Plan is a parsed, valid plan.

@@ -168,7 +168,7 @@ func TestLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &countingReader{r: strings.NewReader(tt.text)}
-			p, err := parse(src, "plan.csv", fixedClock(Options{}), tt.lim)
+			p, err := parse(src, "plan.csv", fixedClock(Options{}), tt.lim, 0)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatal(err)
