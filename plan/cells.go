@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -160,13 +161,22 @@ func parseJobTime(s string) (time.Time, error) {
 // checkText enforces what every cell must be, whatever its column: at most
 // limit bytes, UTF-8, and free of control characters (C0, DEL and C1), so
 // that a cp1252 export, a NUL or a stray escape sequence is refused here
-// instead of being deployed into a store. s is the cell without its
-// surrounding spaces; inJSON allows the tab and line feed that a formatted
-// JSON object has between its tokens (JSON itself refuses them inside
-// strings). A carriage return is refused everywhere: encoding/csv already
-// folds each CRLF into LF, and a lone CR would not survive a rewrite.
-// show says whether the cell may be quoted in the error.
-func checkText(s string, limit int, inJSON, show bool) *valueError {
+// instead of being deployed into a store. Spaces, tabs and line feeds
+// around the cell are allowed (they are trimmed); inJSON allows tabs and
+// line feeds anywhere, as a formatted JSON object has them between its
+// tokens (JSON itself refuses them inside strings). A carriage return is
+// refused anywhere, even around the cell: encoding/csv folds each line's
+// CRLF into LF, so a CR left in a cell would not survive a rewrite. show
+// says whether the cell may be quoted in the error.
+func checkText(raw string, limit int, inJSON, show bool) *valueError {
+	if i := strings.IndexByte(raw, '\r'); i >= 0 {
+		return &valueError{
+			problem:  fmt.Sprintf("control character U+000D (carriage return) at byte %d of the cell", i+1),
+			expected: textExpected(inJSON),
+		}
+	}
+	s := strings.TrimSpace(raw)
+	lead := len(raw) - len(strings.TrimLeftFunc(raw, unicode.IsSpace)) // byte positions count from the cell as written
 	if len(s) > limit {
 		return &valueError{
 			problem:  "cell of " + strconv.Itoa(len(s)) + " bytes is too long",
@@ -190,7 +200,7 @@ func checkText(s string, limit int, inJSON, show bool) *valueError {
 		if b < utf8.RuneSelf {
 			if (b < 0x20 || b == 0x7f) && !(inJSON && (b == '\t' || b == '\n')) {
 				return &valueError{
-					problem:  fmt.Sprintf("control character %U at byte %d of the cell", b, i+1),
+					problem:  fmt.Sprintf("control character %U at byte %d of the cell", b, lead+i+1),
 					value:    value,
 					expected: textExpected(inJSON),
 				}
@@ -201,14 +211,14 @@ func checkText(s string, limit int, inJSON, show bool) *valueError {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			return &valueError{
-				problem:  fmt.Sprintf("not UTF-8 (byte 0x%02X at byte %d of the cell)", b, i+1),
+				problem:  fmt.Sprintf("not UTF-8 (byte 0x%02X at byte %d of the cell)", b, lead+i+1),
 				value:    value,
 				expected: "UTF-8 text: save the file as CSV UTF-8, a Windows-1252 or Latin-1 export is not UTF-8",
 			}
 		}
 		if r >= 0x80 && r <= 0x9f {
 			return &valueError{
-				problem:  fmt.Sprintf("control character %U at byte %d of the cell", r, i+1),
+				problem:  fmt.Sprintf("control character %U at byte %d of the cell", r, lead+i+1),
 				value:    value,
 				expected: textExpected(inJSON),
 			}

@@ -69,8 +69,14 @@ func Validate(path string, opts Options) (Counts, error) {
 		return Counts{}, fmt.Errorf("read plan: %w", err)
 	}
 	defer f.Close()
-	rd := newReader(f, path, opts, defaultLimits)
-	rd.rowsHint = sizeHint(f)
+	return validate(f, path, opts, defaultLimits, sizeHint(f))
+}
+
+// validate is Validate of a reader, with limits and the number of rows to
+// expect.
+func validate(r io.Reader, name string, opts Options, lim limits, rowsHint int) (Counts, error) {
+	rd := newReader(r, name, opts, lim)
+	rd.rowsHint = rowsHint
 	rd.stores = map[[16]byte]struct{}{}
 	rd.cr.ReuseRecord = true // nothing keeps a record
 	if err := rd.read(); err != nil {
@@ -230,6 +236,12 @@ type boundedReader struct {
 
 func (b *boundedReader) Read(p []byte) (int, error) {
 	if b.n >= b.limit {
+		// A plan of exactly max bytes is fine: only more is refused.
+		var probe [1]byte
+		n, err := b.r.Read(probe[:])
+		if n == 0 {
+			return 0, err // io.EOF at the limit, or nothing yet
+		}
 		if b.limit >= b.max {
 			return 0, errPlanTooLarge
 		}
@@ -289,8 +301,11 @@ func (rd *reader) record() ([]string, error) {
 	for {
 		rd.src.nextRecord(rd.cr.InputOffset())
 		rec, err := rd.cr.Read()
-		var perr *csv.ParseError
 		switch {
+		case err == nil:
+			if !blank(rec) {
+				return rec, nil
+			}
 		case err == io.EOF:
 			if rd.columns == nil {
 				rd.addErr(0, 0, "", "no header row", "", "a first line naming the columns, e.g. certificate_id,store_id,alias")
@@ -308,7 +323,11 @@ func (rd *reader) record() ([]string, error) {
 			rd.addErr(line, 0, "", fmt.Sprintf("a record longer than %s; reading stopped", size(rd.lim.record)), "",
 				fmt.Sprintf("cells of at most %d bytes (properties %d), each quoted cell closed by a \"", MaxCellBytes, MaxPropertiesBytes))
 			return nil, nil
-		case errors.As(err, &perr):
+		default:
+			perr := parseError(err)
+			if perr == nil {
+				return nil, fmt.Errorf("read %s: %w", rd.file, err)
+			}
 			what := "malformed CSV"
 			if rd.columns == nil {
 				what = "malformed CSV header"
@@ -319,14 +338,18 @@ func (rd *reader) record() ([]string, error) {
 				// Without a header no row can be read.
 				return nil, nil
 			}
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("read %s: %w", rd.file, err)
-		}
-		if !blank(rec) {
-			return rec, nil
 		}
 	}
+}
+
+// parseError returns err's *csv.ParseError, or nil. It is a function of its
+// own so that the pointer errors.As needs is only made for an error.
+func parseError(err error) *csv.ParseError {
+	var perr *csv.ParseError
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return nil
 }
 
 // readHeader maps the header's names to known columns. Problems are
@@ -443,7 +466,7 @@ func (rd *reader) row(rec []string, line int) {
 		case iPassword:
 			show = false
 		}
-		if ve := checkText(strings.TrimSpace(c), limit, inJSON, show); ve != nil {
+		if ve := checkText(c, limit, inJSON, show); ve != nil {
 			cellErr(i, ve)
 			if known >= 0 && rd.index[known] == i {
 				bad[known] = true

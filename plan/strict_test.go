@@ -43,10 +43,16 @@ func TestStrictCells(t *testing.T) {
 			`plan.csv:2:40: alias: control character U+0009 at byte 4 of the cell: "web\t01" ` + textExp},
 		{"line break inside an alias", start + "\"web\n01\",,,,,", Options{},
 			`plan.csv:2:40: alias: control character U+000A at byte 4 of the cell: "web\n01" ` + textExp},
+		{"CR after an alias", start + "\"web\r\",,,,,", Options{},
+			"plan.csv:2:40: alias: control character U+000D (carriage return) at byte 4 of the cell " + textExp},
+		{"CR CR LF inside quotes", start + "\"web\r\r\n\",,,,,", Options{},
+			"plan.csv:2:40: alias: control character U+000D (carriage return) at byte 4 of the cell " + textExp},
+		{"position counts from the cell as written", start + "\"  web\x00\",,,,,", Options{},
+			`plan.csv:2:40: alias: control character U+0000 at byte 6 of the cell: "web\x00" ` + textExp},
 		{"tabs around an alias are trimmed", start + "\tweb01\t,,,,,", Options{}, ""},
 		{"formatted JSON in properties", start + "web,\"{\n\t\"\"a\"\": 1\n}\",,,,", Options{}, ""},
 		{"CR in properties", start + "web,\"{\r\"\"a\"\": 1}\",,,,", Options{},
-			"plan.csv:2:44: properties: control character U+000D at byte 2 of the cell (expected a JSON object without control characters other than tabs and line breaks between its tokens)"},
+			"plan.csv:2:44: properties: control character U+000D (carriage return) at byte 2 of the cell (expected a JSON object without control characters other than tabs and line breaks between its tokens)"},
 		{"NUL in a password is not shown", start + "web,,env:A\x00B,,,", Options{},
 			"plan.csv:2:45: password: control character U+0000 at byte 6 of the cell " + textExp},
 		{"control character in a template", start + "web,,,Web\x01,CA,", Options{},
@@ -160,6 +166,7 @@ func TestLimits(t *testing.T) {
 		{"rows up to the limit", rows(3), limits{rows: 3, planBytes: 1 << 20, record: 1 << 10}, nil, 3},
 		{"rows past the limit", rows(5), limits{rows: 3, planBytes: 1 << 20, record: 1 << 10},
 			[]string{"plan.csv:5: more than 3 rows; reading stopped here (expected at most 3 rows in one plan: split it into several plans)"}, 3},
+		{"plan of exactly the limit", rows(3), limits{rows: 10, planBytes: int64(len(rows(3))), record: 1 << 10}, nil, 3},
 		{"plan too large", rows(5000), limits{rows: 10000, planBytes: 100 << 10, record: 1 << 10},
 			[]string{"plan.csv: larger than 100 KiB; reading stopped (expected a plan of at most 100 KiB)"}, -1},
 		{"endless quoted cell", "certificate_id,store_id\n1,\"" + strings.Repeat("a,\n", 200<<10), limits{rows: 10, planBytes: 1 << 30, record: 100 << 10},
@@ -179,8 +186,9 @@ func TestLimits(t *testing.T) {
 			if tt.rows >= 0 && len(p.Rows) != tt.rows {
 				t.Errorf("%d rows kept, want %d", len(p.Rows), tt.rows)
 			}
-			// Reading stops near the limit, not at the end of the input.
-			if bound := tt.lim.planBytes; src.n > bound {
+			// Reading stops at the limit (and the one byte that shows
+			// there is more), not at the end of the input.
+			if bound := tt.lim.planBytes + 1; src.n > bound {
 				t.Errorf("read %d bytes, past the %d-byte limit", src.n, bound)
 			}
 			if tt.lim.record < tt.lim.planBytes>>4 && src.n > tt.lim.record+2*readBuffer+100 {

@@ -66,18 +66,21 @@ func newWriter(w io.Writer, columns []string, newline string) *Writer {
 // Columns returns the plan's canonical column names, in file order.
 func (w *Writer) Columns() []string { return slices.Clone(w.columns) }
 
-// Comment writes text as comment lines, one "# " line per line of text. A
-// comment before the first row stands above the header.
+// Comment writes text as comment lines, "# " and a line of text each ("#"
+// for an empty line). A comment before the first row stands above the
+// header.
 func (w *Writer) Comment(text string) error {
 	if w.err != nil {
 		return w.err
 	}
 	text = strings.ReplaceAll(text, "\r\n", "\n")
-	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == '\r' }) {
-		w.bw.WriteString("# " + line + w.newline)
-	}
-	if text == "" || strings.Trim(text, "\r\n") == "" {
-		w.bw.WriteString("#" + w.newline)
+	text = strings.ReplaceAll(text, "\r", "\n")
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if line == "" {
+			w.bw.WriteString("#" + w.newline)
+		} else {
+			w.bw.WriteString("# " + line + w.newline)
+		}
 	}
 	return w.fail(nil)
 }

@@ -169,6 +169,7 @@ func TestWriterStreamsCommentsAndRows(t *testing.T) {
 			return w.Comment("runner discover --query 'IssuedCN -contains \"corp\"'\nCommand: https://kf.example.com")
 		},
 		func() error { return w.Comment("") },
+		func() error { return w.Comment("a\n\nb\n") },
 		func() error { return w.WriteHeader() },
 		func() error { return w.Comment("set PEM_STORE_PASSWORD before the run") },
 		func() error { return w.WriteRow([]string{"4101", thumb, guidA, "web01", "true", ""}) },
@@ -187,6 +188,9 @@ func TestWriterStreamsCommentsAndRows(t *testing.T) {
 	want := `# runner discover --query 'IssuedCN -contains "corp"'
 # Command: https://kf.example.com
 #
+# a
+#
+# b
 certificate_id,thumbprint,store_id,alias,overwrite,password
 # set PEM_STORE_PASSWORD before the run
 4101,` + thumb + `,` + guidA + `,web01,true,
