@@ -6,9 +6,15 @@
 // MaxPropertiesBytes, MaxRows, MaxPlanBytes); grouping rows into one Job per
 // certificate; and writing plans (Write and Writer for failed and discovered
 // plans, AppendTo for `discover --update`, RebaseCells for a plan written
-// into another directory), with the spreadsheet text escape that keeps a
-// written plan safe to open in a spreadsheet and readable back to the same
-// values (see escape.go).
+// into another directory).
+//
+// Written plans are safe to open in a spreadsheet and read back to the same
+// values, by the spreadsheet text escape (OWASP's CSV injection rule): a
+// cell that starts with =, +, -, @, a tab or a carriage return is written
+// with a ' in front, and the reader takes off a ' that is followed by one of
+// those characters or by another ' (so a value that itself starts with such
+// a ' is escaped too: '=x is written ''=x). The reader does this in plans
+// written by hand as well.
 //
 // It is the one owner of the rule that a literal entry password is never
 // written anywhere: SecretRef holds it where nothing prints or encodes it,
@@ -31,20 +37,6 @@ var Columns = []string{
 	"certificate_id", "thumbprint", "store_id", "alias", "overwrite", "properties",
 	"password", "job_time", "template", "certificate_authority", "renew_before",
 }
-
-const (
-	colCertificateID        = "certificate_id"
-	colThumbprint           = "thumbprint"
-	colStoreID              = "store_id"
-	colAlias                = "alias"
-	colOverwrite            = "overwrite"
-	colProperties           = "properties"
-	colPassword             = "password"
-	colJobTime              = "job_time"
-	colTemplate             = "template"
-	colCertificateAuthority = "certificate_authority"
-	colRenewBefore          = "renew_before"
-)
 
 // Row is one validated plan row: one (certificate, store) target.
 type Row struct {

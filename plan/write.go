@@ -16,8 +16,8 @@ import (
 // and rows as they come, without holding them. What it writes, Parse reads
 // back to the same values:
 //   - a cell starting with =, +, -, @, a tab or a carriage return gets the
-//     spreadsheet text escape ' (see escape.go), so the plan is safe to open
-//     in a spreadsheet;
+//     spreadsheet text escape ' (see the package documentation), so the
+//     plan is safe to open in a spreadsheet;
 //   - a first cell starting with # is quoted, so it is not read as a comment;
 //   - a password cell that is not an env: or file: reference is written
 //     empty: no plan written by this package holds a literal password.

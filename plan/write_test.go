@@ -223,6 +223,12 @@ func TestWriterHeaderComesAfterLeadingCommentsAndAtClose(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("wrote %q before Close or a row; output is buffered", buf.String())
 	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), "# no certificate matched\n"; got != want {
+		t.Errorf("after Flush: %q, want %q", got, want)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
