@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -19,24 +20,31 @@ const exampleGUID = "3f2a8c1e-5b7d-4e7a-9c1f-2d3e4f5a6b7c"
 
 func parseCertificateID(s string) (int, error) {
 	const expected = "a positive whole number, the Command certificate id, e.g. 1234"
-	if strings.Trim(s, "0123456789") != "" {
-		return 0, &valueError{problem: "not a positive integer", value: s, expected: expected}
-	}
-	// Command ids are 32-bit.
-	n, err := strconv.ParseInt(s, 10, 32)
-	if err != nil {
-		return 0, &valueError{problem: "too large for a certificate id", value: s, expected: "at most 2147483647"}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		d := s[i] - '0'
+		if d > 9 {
+			return 0, &valueError{problem: "not a positive integer", value: s, expected: expected}
+		}
+		// Command ids are 32-bit.
+		if n = n*10 + int(d); n > math.MaxInt32 {
+			return 0, &valueError{problem: "too large for a certificate id", value: s, expected: "at most 2147483647"}
+		}
 	}
 	if n == 0 {
 		return 0, &valueError{problem: "not a positive integer", value: s, expected: expected}
 	}
-	return int(n), nil
+	return n, nil
 }
 
 func parseThumbprint(s string) (string, error) {
 	const expected = "40 hex digits (a SHA-1 thumbprint); ':', ' ' and '-' separators are allowed"
 	// The common spelling, 40 upper-case hex digits, is returned as it is.
-	if len(s) == 40 && strings.IndexFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9' || r >= 'A' && r <= 'F') }) < 0 {
+	canonical := len(s) == 40
+	for i := 0; canonical && i < len(s); i++ {
+		canonical = s[i] >= '0' && s[i] <= '9' || s[i] >= 'A' && s[i] <= 'F'
+	}
+	if canonical {
 		return s, nil
 	}
 	t := strings.Map(func(r rune) rune {
@@ -56,29 +64,49 @@ func parseThumbprint(s string) (string, error) {
 	return strings.ToUpper(t), nil
 }
 
-func parseGUID(s string) (string, error) {
+// parseGUID returns the GUID lower case without braces, and its 16 bytes.
+func parseGUID(s string) (string, [16]byte, error) {
+	var b [16]byte
 	g := s
 	if strings.HasPrefix(g, "{") && strings.HasSuffix(g, "}") {
 		g = g[1 : len(g)-1]
 	}
 	ok, upper := len(g) == 36, false
-	for i := 0; ok && i < len(g); i++ {
-		switch c := g[i]; i {
-		case 8, 13, 18, 23:
-			ok = c == '-'
-		default:
-			ok = isHex(rune(c))
-			upper = upper || c >= 'A' && c <= 'F'
+	for i, n := 0, 0; ok && i < len(g); i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			ok = g[i] == '-'
+			i--
+			continue
 		}
+		hi, lo := hexValue[g[i]], hexValue[g[i+1]]
+		ok = hi >= 0 && lo >= 0
+		upper = upper || g[i] < 'a' && g[i] > '9' || g[i+1] < 'a' && g[i+1] > '9'
+		b[n] = byte(hi)<<4 | byte(lo)
+		n++
 	}
 	if !ok {
-		return "", &valueError{problem: "not a GUID", value: s, expected: "8-4-4-4-12 hex digits, e.g. " + exampleGUID}
+		return "", [16]byte{}, &valueError{problem: "not a GUID", value: s, expected: "8-4-4-4-12 hex digits, e.g. " + exampleGUID}
 	}
 	if upper {
-		return strings.ToLower(g), nil
+		g = strings.ToLower(g)
 	}
-	return g, nil
+	return g, b, nil
 }
+
+// hexValue is the value of each hex digit, -1 for any other byte.
+var hexValue = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = int8(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = int8(c - 'a' + 10)
+		t[c-'a'+'A'] = int8(c - 'a' + 10)
+	}
+	return t
+}()
 
 func isHex(r rune) bool {
 	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'

@@ -61,7 +61,7 @@ type groupErr func(k int, problem, expected string)
 // be; a row with a problem changes no job. Rows naming a certificate by id
 // and rows naming it by thumbprint join the same job when a row gives both,
 // so a certificate is never renewed twice because it was spelled two ways.
-func (g *grouper) add(row *Row, report groupErr) {
+func (g *grouper) add(row *Row, store [16]byte, report groupErr) {
 	// Plans list a certificate's rows together, so the job of the row
 	// before is tried first; the maps agree with it, since each id and
 	// thumbprint belongs to one job.
@@ -106,7 +106,7 @@ func (g *grouper) add(row *Row, report groupErr) {
 		if !agree(job, row, report) {
 			return
 		}
-		if line, ok := g.storeLine(job, row.StoreID); ok {
+		if line, ok := g.storeLine(job, row.StoreID, store); ok {
 			report(iStoreID, fmt.Sprintf("duplicate of line %d: certificate %s already goes to store %s",
 				line, keyOf(job), row.StoreID), "each certificate and store pair on one row only")
 			return
@@ -144,11 +144,12 @@ func (g *grouper) add(row *Row, report groupErr) {
 		g.byThumb[job.Thumbprint] = job
 	}
 	g.last = job
-	g.addStore(job, row)
+	g.addStore(job, row, store)
 }
 
-// storeLine returns the line of job's row for store, if it has one.
-func (g *grouper) storeLine(job *Job, store string) (int, bool) {
+// storeLine returns the line of job's row for store (its text and its
+// bytes), if it has one.
+func (g *grouper) storeLine(job *Job, store string, key [16]byte) (int, bool) {
 	if g.keep && len(g.stores) == 0 {
 		for _, r := range job.Rows {
 			if r.StoreID == store {
@@ -157,7 +158,6 @@ func (g *grouper) storeLine(job *Job, store string) (int, bool) {
 		}
 		return 0, false
 	}
-	key := guidBytes(store)
 	if m := g.stores[job]; m != nil {
 		line, ok := m[key]
 		return int(line), ok
@@ -178,15 +178,15 @@ func (g *grouper) storeLine(job *Job, store string) (int, bool) {
 	return 0, false
 }
 
-// addStore records row as job's row for its store.
-func (g *grouper) addStore(job *Job, row *Row) {
+// addStore records row as job's row for its store, whose bytes are key.
+func (g *grouper) addStore(job *Job, row *Row, key [16]byte) {
 	if g.keep {
 		job.Rows = append(job.Rows, row)
 		if len(job.Rows) < manyStores && len(g.stores) == 0 {
 			return
 		}
 	}
-	key, line := guidBytes(row.StoreID), int32(row.Line)
+	line := int32(row.Line)
 	if m := g.stores[job]; m != nil {
 		m[key] = line
 		return
@@ -220,27 +220,10 @@ func (g *grouper) addStore(job *Job, row *Row) {
 	g.stores[job] = m
 }
 
-// guidBytes returns the 16 bytes of a GUID as parseGUID returns it (36
-// lower-case characters).
+// guidBytes returns the 16 bytes of a GUID as parseGUID returns it.
 func guidBytes(s string) [16]byte {
-	var b [16]byte
-	n := 0
-	for i := 0; i+1 < len(s) && n < len(b); i++ {
-		if s[i] == '-' {
-			continue
-		}
-		b[n] = unhex(s[i])<<4 | unhex(s[i+1])
-		n++
-		i++
-	}
+	_, b, _ := parseGUID(s)
 	return b
-}
-
-func unhex(c byte) byte {
-	if c >= 'a' {
-		return c - 'a' + 10
-	}
-	return c - '0'
 }
 
 // keyOf returns what Job.Key will be: "id:1234" when any row gives the

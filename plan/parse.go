@@ -421,11 +421,13 @@ func (rd *reader) newRow() *Row {
 	return r
 }
 
-// keepRow keeps a row without problems, or when counting, counts its store.
-func (rd *reader) keepRow(r *Row) {
+// keepRow keeps a row without problems, or when counting, counts its store
+// (whose bytes are store).
+func (rd *reader) keepRow(r *Row, store [16]byte) {
 	if !rd.keep {
-		if r.StoreID != "" {
-			rd.stores[guidBytes(r.StoreID)] = struct{}{}
+		// Stores repeat: a lookup costs less than an assignment.
+		if _, ok := rd.stores[store]; !ok && r.StoreID != "" {
+			rd.stores[store] = struct{}{}
 		}
 		return
 	}
@@ -496,6 +498,7 @@ func (rd *reader) row(rec []string, line int) {
 	missing := func(k int) bool { return rd.index[k] >= 0 && !bad[k] && cell(k) == "" }
 
 	var err error
+	var store [16]byte
 	id, tp := cell(iCertificateID), cell(iThumbprint)
 	if id != "" {
 		row.CertificateID, err = parseCertificateID(id)
@@ -515,7 +518,7 @@ func (rd *reader) row(rec []string, line int) {
 		}
 	}
 	if s := cell(iStoreID); s != "" {
-		row.StoreID, err = parseGUID(s)
+		row.StoreID, store, err = parseGUID(s)
 		check(iStoreID, err)
 	} else if missing(iStoreID) {
 		check(iStoreID, &valueError{problem: "missing", expected: "the certificate store's GUID, e.g. " + exampleGUID})
@@ -570,14 +573,14 @@ func (rd *reader) row(rec []string, line int) {
 		return
 	}
 	if rd.group != nil {
-		rd.group.add(row, func(k int, problem, expected string) {
+		rd.group.add(row, store, func(k int, problem, expected string) {
 			knownErr(k, &valueError{problem: problem, expected: expected})
 		})
 		if len(rd.errs) > errsBefore {
 			return
 		}
 	}
-	rd.keepRow(row)
+	rd.keepRow(row, store)
 }
 
 // intern returns one *literal per distinct password, so that equal

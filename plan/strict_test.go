@@ -295,3 +295,18 @@ func TestManyStoresOfOneCertificate(t *testing.T) {
 		t.Errorf("%d rows kept, want 40", len(p.Rows))
 	}
 }
+
+func TestParseGUIDBytes(t *testing.T) {
+	want := [16]byte{0x3f, 0x2a, 0x8c, 0x1e, 0x5b, 0x7d, 0x4e, 0x7a, 0x9c, 0x1f, 0x2d, 0x3e, 0x4f, 0x5a, 0x6b, 0x7c}
+	for _, s := range []string{guidA, strings.ToUpper(guidA), "{" + guidA + "}", "{3F2A8C1E-5b7d-4E7A-9c1f-2D3E4F5A6B7C}"} {
+		g, b, err := parseGUID(s)
+		if err != nil || g != guidA || b != want {
+			t.Errorf("parseGUID(%q) = %q, %x, %v; want %q, %x", s, g, b, err, guidA, want)
+		}
+	}
+	for _, s := range []string{"", guidA[:35], guidA + "0", strings.Replace(guidA, "-", "x", 1), strings.Replace(guidA, "3f", "3g", 1), "{" + guidA, "3f2a8c1e5b7d-4e7a-9c1f-2d3e4f5a6b7c-"} {
+		if _, _, err := parseGUID(s); err == nil {
+			t.Errorf("parseGUID(%q) accepted", s)
+		}
+	}
+}
