@@ -142,6 +142,12 @@ func parseProperties(s string) (map[string]any, error) {
 	return m, nil
 }
 
+// isJSONObject reports whether s is one JSON object and nothing else, as
+// parseProperties would accept it.
+func isJSONObject(s string) bool {
+	return s[0] == '{' && json.Valid([]byte(s))
+}
+
 // jsonProblem describes a decoding error without quoting the input.
 func jsonProblem(err error) string {
 	var syn *json.SyntaxError

@@ -529,8 +529,12 @@ func (rd *reader) row(rec []string, line int) {
 		check(iOverwrite, err)
 	}
 	if s := cell(iProperties); s != "" {
-		row.Properties, err = parseProperties(s)
-		check(iProperties, err)
+		// Counting needs only the verdict: a valid object is told without
+		// building it, and anything else is parsed for its error.
+		if rd.keep || !isJSONObject(s) {
+			row.Properties, err = parseProperties(s)
+			check(iProperties, err)
+		}
 	}
 	if i := rd.index[iPassword]; i >= 0 && !bad[iPassword] {
 		row.Password, err = parseSecretRef(rec[i], rd.opts.AllowPlainPasswords)

@@ -31,6 +31,7 @@ func validatePlans(tb testing.TB) map[string]string {
 	plans["many stores with a duplicate"] = many + "7,," + strings.Replace(guidA, "3f2a", "ca2a", 1) + ",env:P,T,CA\n"
 	plans["id and thumbprint mixed"] = "certificate_id,thumbprint,store_id\n1234," + thumb + "," + guidA + "\n," + thumb + "," + guidB + "\n," + thumb + "," + guidA + "\n99," + thumb + "," + guidB + "\n"
 	plans["disagreements"] = "certificate_id,store_id,password,renew_before\n1," + guidA + ",env:A,30d\n1," + guidB + ",env:B,31d\n"
+	plans["properties"] = "certificate_id,store_id,properties\n1," + guidA + ",\"{\"\"a\"\":1}\"\n2," + guidA + ",{x}\n3," + guidA + ",\"[1]\"\n4," + guidA + ",\"{} {}\"\n5," + guidA + ",null\n6," + guidA + ",\" {\"\"b\"\": [1, {\"\"c\"\": 2.50}]} \"\n7," + guidA + ",\"{\"\"a\"\":\"\n"
 	plans["unknown column"] = "certificate_id,store_id,x\n1,abc,1\n2," + guidA + ",2\n"
 	return plans
 }
@@ -50,7 +51,7 @@ func TestValidateAgreesWithLoad(t *testing.T) {
 			if errors.As(loadErr, &loadList) != errors.As(err, &list) {
 				t.Fatalf("Load: %v\nValidate: %v", loadErr, err)
 			}
-			bad := map[string]bool{"errors.csv": true, "many stores with a duplicate": true, "id and thumbprint mixed": true, "disagreements": true, "unknown column": true}
+			bad := map[string]bool{"errors.csv": true, "many stores with a duplicate": true, "id and thumbprint mixed": true, "disagreements": true, "unknown column": true, "properties": true}
 			if bad[name] != (loadList != nil) {
 				t.Fatalf("Load: %v; want a plan error: %v", loadErr, bad[name])
 			}
