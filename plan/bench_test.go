@@ -14,13 +14,18 @@ import (
 	"time"
 )
 
-// Benchmarks of reading large plans. The figures for BENCHMARKS.md come
-// from one iteration each, so that peak-RSS-MB (the process's high-water
-// mark, which includes the test binary itself) is that of one Load:
+// Benchmarks of reading large plans. peak-RSS-MB is the process's
+// high-water mark (VmHWM, the test binary included), so each benchmark runs
+// in a process of its own, for one iteration, as `runner validate` would:
 //
-//	go test -run XXX -bench 'Load' -benchtime 1x ./plan/
+//	go test -c -o /tmp/plan.test ./plan/
+//	for b in Validate200kDiscover Load200kDiscover; do
+//		/tmp/plan.test -test.run XXX -test.bench "^Benchmark$b\$" -test.benchtime 1x
+//	done
 //
-// and ns/op from more iterations (-benchtime 5x).
+// cpu-ms/op (user and system time, the garbage collector's included) is
+// steadier than ns/op on a shared machine. The plan file is written before
+// the timer starts and read from the page cache.
 
 // planShape is a kind of generated plan.
 type planShape struct {
