@@ -20,16 +20,17 @@ type RowError struct {
 	// (an empty file, a file over MaxPlanBytes).
 	Line int
 	// Col is the 1-based byte position on Line where the offending cell
-	// starts (its opening quote, if quoted) or where malformed CSV was
-	// found; 0 when the problem is the whole row.
+	// starts (its opening quote, if quoted); 0 when the problem is the
+	// whole row or line (for malformed CSV, Problem names the line and
+	// column where the reader stopped).
 	Col int
 	// Column is the canonical column name, "" for problems of the whole row
 	// or of the header.
 	Column string
 	// Problem says what is wrong, e.g. "not a GUID".
 	Problem string
-	// Value is the offending cell, quoted in the text and cut to
-	// maxShownValue bytes; "" when the problem already shows it or when it
+	// Value is the offending cell, quoted in the text and cut to 80 bytes
+	// (maxShownValue); "" when the problem already shows it or when it
 	// must not be shown (passwords, properties).
 	Value string
 	// Expected says what would have been accepted.
