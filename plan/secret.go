@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -16,15 +18,40 @@ const (
 
 // SecretRef says where a password comes from. The plan holds references,
 // not passwords, so that plans can be committed and reports can repeat the
-// cell; a literal value is only held when Options.AllowPlainPasswords is set,
-// and SecretRef never prints it: String, GoString and Format all redact it.
+// cell. A literal password (only with Options.AllowPlainPasswords) is the one
+// exception, and this package is its only owner: the value is kept behind an
+// unexported pointer to a string type, which fmt prints as an address under
+// every verb and at every depth (even when it prints raw fields, as it does
+// for a struct of another package that holds a Row or Job in an unexported
+// field), which encoding/json, encoding/gob and encoding/xml skip, and which
+// only Resolve reads. Row.Values never hold it, and Writer never writes it.
+//
+// SecretRefs of one plan compare equal with == when they are the same
+// reference, literals included (Parse keeps one copy of each literal).
 type SecretRef struct {
 	// Kind is "env", "file", "literal", or "" when there is no password.
 	Kind string
-	// Ref is the environment variable name, the file path, or for a literal
-	// the password itself.
+	// Ref is the environment variable name or the file path; "" for a
+	// literal.
 	Ref string
+
+	literal *literal
 }
+
+// literal holds a literal password. It must stay a pointer to a non-struct
+// type: fmt dereferences a pointer to a struct when it prints raw fields.
+// Its methods redact too, for tools that reach unexported fields by other
+// means than fmt (debuggers' pretty printers, go-spew).
+type literal string
+
+func (*literal) String() string                { return redacted }
+func (*literal) GoString() string              { return redacted }
+func (*literal) Format(f fmt.State, verb rune) { io.WriteString(f, redacted) }
+func (*literal) MarshalText() ([]byte, error)  { return []byte(redacted), nil }
+
+func newLiteral(s string) *literal { l := literal(s); return &l }
+
+const redacted = "(redacted)"
 
 // IsZero reports whether no password was given.
 func (s SecretRef) IsZero() bool { return s.Kind == "" }
@@ -39,32 +66,39 @@ func (s SecretRef) String() string {
 	case SecretLiteral:
 		return "(literal password)"
 	default:
-		// An unknown kind might carry anything in Ref; say only the kind.
+		// Not made by this package; say only the kind.
 		return "(" + s.Kind + ")"
 	}
 }
 
-// GoString is used by %#v; it shows the reference but never a literal value.
+// GoString is used by %#v; it shows the reference but never a literal.
 func (s SecretRef) GoString() string {
 	ref := s.Ref
-	if s.Kind != SecretEnv && s.Kind != SecretFile && s.Ref != "" {
-		ref = "(redacted)"
+	if s.Kind != SecretEnv && s.Kind != SecretFile {
+		ref = ""
 	}
 	return fmt.Sprintf("plan.SecretRef{Kind:%q, Ref:%q}", s.Kind, ref)
 }
 
 // Format makes every fmt verb (%v, %+v, %s, %q, %x, ...) print String, and
-// %#v print GoString, so a literal password cannot leak through fmt.
+// %#v print GoString.
 func (s SecretRef) Format(f fmt.State, verb rune) {
 	switch {
 	case verb == 'v' && f.Flag('#'):
-		fmt.Fprint(f, s.GoString())
+		io.WriteString(f, s.GoString())
 	case verb == 'q':
-		fmt.Fprint(f, strconv.Quote(s.String()))
+		io.WriteString(f, strconv.Quote(s.String()))
 	default:
-		fmt.Fprint(f, s.String())
+		io.WriteString(f, s.String())
 	}
 }
+
+// MarshalText returns String, so encodings that use it (JSON map keys, TOML,
+// YAML) show the reference and never a literal.
+func (s SecretRef) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalJSON returns String as a JSON string.
+func (s SecretRef) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 
 // Resolve returns the password: the value of the environment variable (which
 // must be set and non-empty), the file's contents without one trailing
@@ -98,7 +132,10 @@ func (s SecretRef) Resolve() (string, error) {
 		}
 		return v, nil
 	case SecretLiteral:
-		return s.Ref, nil
+		if s.literal == nil {
+			return "", fmt.Errorf("password: literal reference without a value (expected one read from a plan)")
+		}
+		return string(*s.literal), nil
 	default:
 		return "", fmt.Errorf("password: unknown reference kind %q (expected env or file)", s.Kind)
 	}
@@ -140,7 +177,7 @@ func parseSecretRef(cell string, allowLiteral bool) (SecretRef, error) {
 			expected: "env:NAME or file:PATH, or pass --allow-plain-passwords",
 		}
 	}
-	return SecretRef{Kind: SecretLiteral, Ref: cell}, nil
+	return SecretRef{Kind: SecretLiteral, literal: newLiteral(cell)}, nil
 }
 
 func validEnvName(s string) bool {
