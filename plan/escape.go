@@ -34,16 +34,19 @@ func escaped(s string) bool {
 	return len(s) >= 2 && s[0] == '\'' && (formulaStart(s[1]) || s[1] == '\'')
 }
 
-// escapeCell returns s as the writer writes it.
-func escapeCell(s string) string {
+// EscapeCell returns s as the plan writer writes it: with a leading ' when
+// a spreadsheet would run it as a formula, or when the reader would take a
+// ' off it. The CSV report uses it too, so its rows can be rerun as a plan.
+func EscapeCell(s string) string {
 	if s != "" && formulaStart(s[0]) || escaped(s) {
 		return "'" + s
 	}
 	return s
 }
 
-// unescapeCell returns the value of a cell as read.
-func unescapeCell(s string) string {
+// UnescapeCell returns the value of a cell as read: EscapeCell's ' taken
+// off. A program reading runner's CSV report back uses it.
+func UnescapeCell(s string) string {
 	if escaped(s) {
 		return s[1:]
 	}

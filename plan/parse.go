@@ -458,7 +458,7 @@ func (rd *reader) row(rec []string, line int) {
 	// a cell that is not is not parsed further.
 	var bad [nColumns]bool
 	for i, c := range rec {
-		c = unescapeCell(c)
+		c = UnescapeCell(c)
 		rec[i] = c
 		known := rd.kinds[i]
 		limit, inJSON, show := MaxCellBytes, false, true

@@ -109,7 +109,7 @@ func (w *Writer) WriteRow(cells []string) error {
 		if i == w.password && !isReference(c) {
 			c = ""
 		}
-		out[i] = escapeCell(c)
+		out[i] = EscapeCell(c)
 	}
 	if strings.HasPrefix(out[0], "#") {
 		// encoding/csv would write this bare, and the reader would then

@@ -77,10 +77,10 @@ func TestWriteEscapesFormulas(t *testing.T) {
 func TestEscapeCellCarriageReturn(t *testing.T) {
 	// The reader refuses a CR in a cell, so this is checked on the rule
 	// alone: the writer still keeps such a cell from starting a formula.
-	if got := escapeCell("\r=1"); got != "'\r=1" {
+	if got := EscapeCell("\r=1"); got != "'\r=1" {
 		t.Errorf("escapeCell = %q", got)
 	}
-	if got := unescapeCell("'\r=1"); got != "\r=1" {
+	if got := UnescapeCell("'\r=1"); got != "\r=1" {
 		t.Errorf("unescapeCell = %q", got)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gocarina/gocsv"
+
+	"runner/plan"
 )
 
 // csvOutcome is the part of a CSV report line after the plan's columns. Its
@@ -113,7 +115,7 @@ func (l *csvLine) Error() error { return l.w.Error() }
 // CRLF inside a quoted cell into LF, so the report writes LF to begin with:
 // what is written is what is read back.
 func csvCell(s string) string {
-	return spreadsheetEscape(strings.ReplaceAll(text(s), "\r\n", "\n"))
+	return plan.EscapeCell(strings.ReplaceAll(text(s), "\r\n", "\n"))
 }
 
 // planColumns are the columns that repeat the plan in the CSV report and the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"runner/plan"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,7 @@ func readCSV(t testing.TB, b []byte) [][]string {
 	}
 	for _, rec := range recs {
 		for i := range rec {
-			rec[i] = spreadsheetUnescape(rec[i])
+			rec[i] = plan.UnescapeCell(rec[i])
 		}
 	}
 	return recs

@@ -74,9 +74,7 @@ func TestFailedPlan(t *testing.T) {
 		if want := filepath.Join(root, "plans", "secrets", "mail.pass"); p.Rows[1].Password.Ref != want {
 			t.Errorf("password = %v, want file:%s", p.Rows[1].Password, want)
 		}
-		// TODO(lead): once plan.Parse strips the ' escape, compare
-		// p.Rows[3].Alias with formulaAlias directly.
-		if got := spreadsheetUnescape(p.Rows[3].Alias); got != formulaAlias {
+		if got := p.Rows[3].Alias; got != formulaAlias {
 			t.Errorf("alias = %q, want %q", got, formulaAlias)
 		}
 	})
@@ -98,39 +96,4 @@ func TestFailedPlanWithoutFailures(t *testing.T) {
 		t.Errorf("got %q, want the header alone %q", got, want)
 	}
 	assertOnlyFiles(t, dir, "failed.csv")
-}
-
-func TestFileRebaser(t *testing.T) {
-	root := t.TempDir()
-	tests := []struct {
-		name    string
-		planDir string
-		file    string
-		out     string
-		cell    string
-		want    string
-	}{
-		{"sibling directory", "plans", "", "out/failed.csv", "file:secrets/p.pass", "file:../plans/secrets/p.pass"},
-		{"same directory", "plans", "", "plans/failed.csv", "file:p.pass", "file:p.pass"},
-		{"dir from the plan file", "", "plans/nightly.csv", "failed.csv", "file:p.pass", "file:plans/p.pass"},
-		{"absolute kept", "plans", "", "out/failed.csv", "file:/etc/p.pass", "file:/etc/p.pass"},
-		{"env kept", "plans", "", "out/failed.csv", "env:PFX_PASS", "env:PFX_PASS"},
-		{"empty kept", "plans", "", "out/failed.csv", "", ""},
-		{"upper-case kind, spaces", "plans", "", "out/failed.csv", " FILE:p.pass ", "file:../plans/p.pass"},
-		{"no plan directory known", "", "", "out/failed.csv", "file:p.pass", "file:p.pass"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &Report{Run: Run{}}
-			if tt.planDir != "" {
-				r.Run.PlanDir = filepath.Join(root, tt.planDir)
-			}
-			if tt.file != "" {
-				r.Run.PlanFile = filepath.Join(root, tt.file)
-			}
-			if got := fileRebaser(r, filepath.Join(root, tt.out))(tt.cell); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
 }

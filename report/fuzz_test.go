@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
+	"runner/plan"
 	"strings"
 	"testing"
 	"time"
@@ -125,7 +126,7 @@ func checkCSV(t *testing.T, r *Report, row Row) {
 		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
 			t.Errorf("cell %d %q starts a formula", i, cell)
 		}
-		if got := spreadsheetUnescape(cell); got != want[i] {
+		if got := plan.UnescapeCell(cell); got != want[i] {
 			t.Errorf("CSV %s = %q, want %q", recs[0][i], got, want[i])
 		}
 	}
