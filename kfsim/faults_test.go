@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 func TestParseFault(t *testing.T) {
@@ -84,14 +82,14 @@ func TestErrorStatusFaults(t *testing.T) {
 		t.Run(tc.spec, func(t *testing.T) {
 			h := newHarness(t, Options{})
 			h.sim.SetFaults(mustFault(t, tc.spec))
-			res := h.call("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100})
+			res := h.call("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100})
 			if res.status != tc.wantStatus {
 				t.Fatalf("status = %d, want %d", res.status, tc.wantStatus)
 			}
 			if got := res.header.Get("Retry-After"); got != tc.wantRetryAfter {
 				t.Errorf("Retry-After = %q, want %q", got, tc.wantRetryAfter)
 			}
-			var e keyfactor.ErrorBody
+			var e wireError
 			if isJSON := json.Unmarshal(res.body, &e) == nil; isJSON != tc.wantJSON {
 				t.Errorf("body JSON = %v, want %v: %s", isJSON, tc.wantJSON, res.body)
 			}
@@ -157,7 +155,7 @@ func TestProbabilityFaultsReproducible(t *testing.T) {
 func TestDropBefore(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "renew:drop-before:times=1"))
-	if _, err := h.try("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100}, true); err == nil {
+	if _, err := h.try("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100}, true); err == nil {
 		t.Fatal("dropped request returned no error")
 	}
 	l := h.sim.Ledger()
@@ -167,13 +165,13 @@ func TestDropBefore(t *testing.T) {
 	if r := l.Requests[0]; r.Fault != "drop-before" || r.Status != 0 || r.Endpoint != "renew" {
 		t.Errorf("ledger request = %+v", r)
 	}
-	h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100}) // times=1: the next one passes
+	h.renew(alice, wireRenewalRequest{CertificateId: 100}) // times=1: the next one passes
 }
 
 func TestDropAfterCommitsRenewal(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "renew:drop-after:times=1"))
-	if _, err := h.try("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100}, true); err == nil {
+	if _, err := h.try("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100}, true); err == nil {
 		t.Fatal("dropped response returned no error")
 	}
 	l := h.sim.Ledger()
@@ -185,7 +183,7 @@ func TestDropAfterCommitsRenewal(t *testing.T) {
 	}
 	// The certificate exists and can be found, as a recovering client would.
 	newID := l.Renewals[0].NewCertificateId
-	certs := decode[[]keyfactor.Certificate](t, h.call("GET", "Certificates?pq.queryString=CertRequestId+-eq+"+itoa(l.Renewals[0].RequestId), alice, nil), 200)
+	certs := decode[[]wireCertificate](t, h.call("GET", "Certificates?pq.queryString=CertRequestId+-eq+"+itoa(l.Renewals[0].RequestId), alice, nil), 200)
 	if len(certs) != 1 || certs[0].Id != newID {
 		t.Errorf("lookup by request id = %+v", certs)
 	}
@@ -194,8 +192,8 @@ func TestDropAfterCommitsRenewal(t *testing.T) {
 func TestMalformedJSON(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "renew:malformed-json"))
-	res := h.call("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100})
-	var v keyfactor.RenewalResponse
+	res := h.call("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100})
+	var v renewAnswer
 	if res.status != 200 || json.Unmarshal(res.body, &v) == nil {
 		t.Fatalf("status %d body %s: want 200 and undecodable JSON", res.status, res.body)
 	}
@@ -207,7 +205,7 @@ func TestMalformedJSON(t *testing.T) {
 func TestSlowBody(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "certificate:slow-body:delay=50ms"))
-	c := decode[keyfactor.Certificate](t, h.call("GET", "Certificates/100", alice, nil), 200)
+	c := decode[wireCertificate](t, h.call("GET", "Certificates/100", alice, nil), 200)
 	if c.Id != 100 {
 		t.Errorf("certificate = %+v", c)
 	}

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 // Store ids of testdata/world.json.
@@ -165,9 +163,9 @@ func decode[T any](t testing.TB, res result, want int) T {
 }
 
 // wantError checks a Command error answer.
-func wantError(t testing.TB, res result, status int, msgContains string) keyfactor.ErrorBody {
+func wantError(t testing.TB, res result, status int, msgContains string) wireError {
 	t.Helper()
-	e := decode[keyfactor.ErrorBody](t, res, status)
+	e := decode[wireError](t, res, status)
 	if !strings.HasPrefix(e.ErrorCode, "0x") {
 		t.Errorf("ErrorCode = %q, want 0x…", e.ErrorCode)
 	}
@@ -177,20 +175,42 @@ func wantError(t testing.TB, res result, status int, msgContains string) keyfact
 	return e
 }
 
-func (h *harness) renew(who cred, req keyfactor.RenewalRequest) keyfactor.RenewalResponse {
-	h.t.Helper()
-	return decode[keyfactor.RenewalResponse](h.t, h.call("POST", "Enrollment/Renew", who, req), http.StatusOK)
+// renewAnswer decodes a Renew answer as a client would, independently of
+// the simulator's own wire type.
+type renewAnswer struct {
+	KeyfactorId, KeyfactorRequestId        int
+	Thumbprint, SerialNumber               string
+	IssuerDN                               *string
+	RequestDisposition, DispositionMessage string
 }
 
-func (h *harness) deploy(who cred, req keyfactor.DeployRequest) keyfactor.DeployResponse {
+func (h *harness) renew(who cred, req wireRenewalRequest) renewAnswer {
 	h.t.Helper()
-	return decode[keyfactor.DeployResponse](h.t, h.call("POST", "Enrollment/PFX/Deploy", who, req), http.StatusOK)
+	return decode[renewAnswer](h.t, h.call("POST", "Enrollment/Renew", who, req), http.StatusOK)
 }
 
-func stores(ids ...string) []keyfactor.DeployStore {
-	out := make([]keyfactor.DeployStore, len(ids))
+// at returns t as a request time.
+func at(t time.Time) *wireTime { return &wireTime{t} }
+
+// holds reports whether locs has an entry in store under alias (any case).
+func holds(locs []Location, store, alias string) bool {
+	for _, l := range locs {
+		if strings.EqualFold(l.CertStoreId, store) && strings.EqualFold(l.Alias, alias) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *harness) deploy(who cred, req wireDeployRequest) wireDeployResponse {
+	h.t.Helper()
+	return decode[wireDeployResponse](h.t, h.call("POST", "Enrollment/PFX/Deploy", who, req), http.StatusOK)
+}
+
+func stores(ids ...string) []wireDeployStore {
+	out := make([]wireDeployStore, len(ids))
 	for i, id := range ids {
-		out[i] = keyfactor.DeployStore{StoreId: id}
+		out[i] = wireDeployStore{StoreId: id}
 	}
 	return out
 }

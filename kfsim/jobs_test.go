@@ -3,8 +3,6 @@ package kfsim
 import (
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 func TestJobsReachLocationsAfterRunAt(t *testing.T) {
@@ -21,11 +19,11 @@ func TestJobsReachLocationsAfterRunAt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{JobDelay: tc.delay})
-			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
-			req := keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: []keyfactor.DeployStore{{StoreId: storeWeb02, Alias: "api"}}}
+			rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
+			req := wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: []wireDeployStore{{StoreId: storeWeb02, Alias: "api"}}}
 			if tc.jobTime != 0 {
 				jt := t0.Add(tc.jobTime)
-				req.JobTime = &jt
+				req.JobTime = at(jt)
 			}
 			h.deploy(alice, req)
 			j := h.sim.Ledger().Jobs[0]
@@ -34,14 +32,14 @@ func TestJobsReachLocationsAfterRunAt(t *testing.T) {
 			}
 
 			h.clock.Set(t0.Add(tc.wantRun - time.Nanosecond))
-			c := decode[keyfactor.Certificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
+			c := decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
 			if len(c.Locations) != 0 || h.sim.Ledger().Jobs[0].State != JobScheduled {
 				t.Fatalf("job ran early: locations %+v", c.Locations)
 			}
 
 			h.clock.Set(t0.Add(tc.wantRun))
-			c = decode[keyfactor.Certificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
-			want := keyfactor.Location{StoreMachine: "web02.corp.example", StorePath: "My", StoreType: 2, Alias: "api", CertStoreId: storeWeb02}
+			c = decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
+			want := Location{StoreMachine: "web02.corp.example", StorePath: "My", StoreType: 2, Alias: "api", CertStoreId: storeWeb02}
 			if len(c.Locations) != 1 || c.Locations[0] != want {
 				t.Fatalf("locations = %+v, want %+v", c.Locations, want)
 			}
@@ -68,16 +66,16 @@ func TestOverwriteAndAlias(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{})
-			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100})
-			h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId,
-				Stores: []keyfactor.DeployStore{{StoreId: storeWeb01, Alias: tc.alias, Overwrite: tc.overwrite}}})
+			rn := h.renew(alice, wireRenewalRequest{CertificateId: 100})
+			h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId,
+				Stores: []wireDeployStore{{StoreId: storeWeb01, Alias: tc.alias, Overwrite: tc.overwrite}}})
 			h.clock.Advance(time.Minute)
 			j := h.sim.Ledger().Jobs[0]
 			if j.State != tc.wantState || j.Message != tc.wantMessage {
 				t.Errorf("job = %+v, want %s %q", j, tc.wantState, tc.wantMessage)
 			}
 			old, _ := h.sim.Certificate(100)
-			if got := locationIndex(old.Locations, storeWeb01, "web") >= 0; got != tc.wantOldInWeb1 {
+			if got := holds(old.Locations, storeWeb01, "web"); got != tc.wantOldInWeb1 {
 				t.Errorf("old certificate in store: %v, want %v (%+v)", got, tc.wantOldInWeb1, old.Locations)
 			}
 			renewed, _ := h.sim.Certificate(rn.KeyfactorId)
@@ -90,10 +88,10 @@ func TestOverwriteAndAlias(t *testing.T) {
 
 func TestRetriedDeployAfterFailedJobWithOverwrite(t *testing.T) {
 	h := newHarness(t, Options{})
-	rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100})
-	h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: []keyfactor.DeployStore{{StoreId: storeWeb01, Alias: "web"}}})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 100})
+	h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: []wireDeployStore{{StoreId: storeWeb01, Alias: "web"}}})
 	h.clock.Advance(DefaultJobDelay)
-	h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: []keyfactor.DeployStore{{StoreId: storeWeb01, Alias: "web", Overwrite: true}}})
+	h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: []wireDeployStore{{StoreId: storeWeb01, Alias: "web", Overwrite: true}}})
 	h.clock.Advance(DefaultJobDelay)
 	l := h.sim.Ledger()
 	if l.Jobs[0].State != JobFailed || l.Jobs[1].State != JobSucceeded {
@@ -109,9 +107,9 @@ func TestFailJobs(t *testing.T) {
 	if err := h.sim.Load(Fixture{Stores: []Store{{Id: "55555555-5555-4555-8555-555555555555", ClientMachine: "f5", StorePath: "Common", CertStoreType: 9, FailJobs: "device unreachable"}}}); err != nil {
 		t.Fatal(err)
 	}
-	rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 	h.sim.FailJobs(storeK8s, "orchestrator offline")
-	got := h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s, storeWeb01, "55555555-5555-4555-8555-555555555555")})
+	got := h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s, storeWeb01, "55555555-5555-4555-8555-555555555555")})
 	// The jobs were created: the failure comes later, on the orchestrator.
 	if len(got.SuccessfulStores) != 3 {
 		t.Fatalf("deploy = %+v", got)
@@ -131,7 +129,7 @@ func TestFailJobs(t *testing.T) {
 
 	// Lifting it lets later jobs succeed.
 	h.sim.FailJobs(storeK8s, "")
-	h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
+	h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
 	h.clock.Advance(time.Minute)
 	if j := h.sim.Ledger().Jobs[3]; j.State != JobSucceeded {
 		t.Errorf("job after lifting = %+v", j)

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"runner/keyfactor"
 )
 
 func TestBasePathVariants(t *testing.T) {
@@ -40,7 +38,7 @@ func TestBasePathVariants(t *testing.T) {
 			}
 			if tc.want == 200 {
 				eps := decode[[]string](t, res, 200)
-				if !contains(eps, "GET /Certificates/{id}") {
+				if !slices.Contains(eps, "GET /Certificates/{id}") {
 					t.Errorf("endpoints %q lack GET /Certificates/{id}", eps)
 				}
 			}
@@ -121,12 +119,12 @@ func TestForbidden(t *testing.T) {
 		body   any
 		perm   string
 	}{
-		{"get certificate without read", eve, "GET", "Certificates/100", nil, keyfactor.PermCertificatesRead},
-		{"list certificates without read", eve, "GET", "Certificates", nil, keyfactor.PermCertificatesRead},
-		{"renew without pfx", dave, "POST", "Enrollment/Renew", keyfactor.RenewalRequest{CertificateId: 100}, keyfactor.PermEnrollPFX},
-		{"renew without read", eve, "POST", "Enrollment/Renew", keyfactor.RenewalRequest{CertificateId: 100}, keyfactor.PermCertificatesRead},
-		{"deploy without pfx", dave, "POST", "Enrollment/PFX/Deploy", keyfactor.DeployRequest{CertificateId: 100, Stores: stores(storeK8s)}, keyfactor.PermEnrollPFX},
-		{"store of another container", carol, "GET", "CertificateStores/" + storeDB, nil, keyfactor.PermStoresRead},
+		{"get certificate without read", eve, "GET", "Certificates/100", nil, PermCertificatesRead},
+		{"list certificates without read", eve, "GET", "Certificates", nil, PermCertificatesRead},
+		{"renew without pfx", dave, "POST", "Enrollment/Renew", wireRenewalRequest{CertificateId: 100}, PermEnrollPFX},
+		{"renew without read", eve, "POST", "Enrollment/Renew", wireRenewalRequest{CertificateId: 100}, PermCertificatesRead},
+		{"deploy without pfx", dave, "POST", "Enrollment/PFX/Deploy", wireDeployRequest{CertificateId: 100, Stores: stores(storeK8s)}, PermEnrollPFX},
+		{"store of another container", carol, "GET", "CertificateStores/" + storeDB, nil, PermStoresRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,12 +177,12 @@ func TestStatusEndpointsFollowPermissions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			eps := decode[[]string](t, h.call("GET", "Status/Endpoints", tc.who, nil), 200)
 			for _, w := range tc.want {
-				if !contains(eps, w) {
+				if !slices.Contains(eps, w) {
 					t.Errorf("missing %q in %q", w, eps)
 				}
 			}
 			for _, w := range tc.notWant {
-				if contains(eps, w) {
+				if slices.Contains(eps, w) {
 					t.Errorf("unexpected %q in %q", w, eps)
 				}
 			}
@@ -194,12 +192,12 @@ func TestStatusEndpointsFollowPermissions(t *testing.T) {
 
 func TestMyPermissionsSortedAndDeduped(t *testing.T) {
 	h := newHarness(t, Options{})
-	got := decode[keyfactor.MyPermissions](t, h.call("GET", "Security/My/Permissions", alice, nil), 200)
+	got := decode[wireMyPermissions](t, h.call("GET", "Security/My/Permissions", alice, nil), 200)
 	want := []string{"/certificate_stores/read/", "/certificate_stores/schedule/", "/certificates/collections/read/", "/certificates/enrollment/pfx/"}
 	if !slices.Equal(got.Permissions, want) {
 		t.Errorf("Permissions = %q, want %q", got.Permissions, want)
 	}
-	got = decode[keyfactor.MyPermissions](t, h.call("GET", "Security/My/Permissions", eve, nil), 200)
+	got = decode[wireMyPermissions](t, h.call("GET", "Security/My/Permissions", eve, nil), 200)
 	if got.Permissions == nil || len(got.Permissions) != 0 {
 		t.Errorf("eve's Permissions = %#v, want []", got.Permissions)
 	}
@@ -243,7 +241,7 @@ func TestGetCertificate(t *testing.T) {
 			if string(raw["PrincipalId"]) != "null" {
 				t.Errorf("PrincipalId = %s, want null", raw["PrincipalId"])
 			}
-			c := decode[keyfactor.Certificate](t, res, 200)
+			c := decode[wireCertificate](t, res, 200)
 			if c.Id != 100 || c.IssuedCN != "web.example.com" || c.Thumbprint != "AA00000000000000000000000000000000000100" {
 				t.Errorf("certificate = %+v", c)
 			}
@@ -251,7 +249,7 @@ func TestGetCertificate(t *testing.T) {
 				t.Fatalf("Locations = %+v, want %d", c.Locations, tc.locations)
 			}
 			if tc.locations > 0 {
-				want := keyfactor.Location{StoreMachine: "web01.corp.example", StorePath: "My", StoreType: 2, Alias: "web", CertStoreId: storeWeb01}
+				want := Location{StoreMachine: "web01.corp.example", StorePath: "My", StoreType: 2, Alias: "web", CertStoreId: storeWeb01}
 				if c.Locations[0] != want {
 					t.Errorf("Location = %+v, want %+v", c.Locations[0], want)
 				}
@@ -286,7 +284,7 @@ func TestListCertificatesQuery(t *testing.T) {
 		{name: "unknown field", params: url.Values{"pq.queryString": {`Subject -eq "x"`}}, wantErr: `unknown field "Subject"`},
 		{name: "unknown operator", params: url.Values{"pq.queryString": {`Id -like 3`}}, wantErr: `unknown operator "-like"`},
 		{name: "bad number", params: url.Values{"pq.queryString": {`Id -eq "abc"`}}, wantErr: "want an integer"},
-		{name: "or unsupported", params: url.Values{"pq.queryString": {`Id -eq 1 OR Id -eq 2`}}, wantErr: "OR"},
+		{name: "or of ids", params: url.Values{"pq.queryString": {`Id -eq 104 OR Id -eq 100 or Id -eq 5`}}, wantIDs: []int{100, 104}, wantTotal: "2"},
 		{name: "incomplete", params: url.Values{"pq.queryString": {`Id -eq`}}, wantErr: "incomplete"},
 		{name: "unterminated quote", params: url.Values{"pq.queryString": {`IssuedCN -eq "abc`}}, wantErr: "unterminated"},
 		{name: "bad page", params: url.Values{"pq.pageReturned": {"x"}}, wantErr: "pq.pageReturned"},
@@ -299,7 +297,7 @@ func TestListCertificatesQuery(t *testing.T) {
 				wantError(t, res, http.StatusBadRequest, tc.wantErr)
 				return
 			}
-			certs := decode[[]keyfactor.Certificate](t, res, 200)
+			certs := decode[[]wireCertificate](t, res, 200)
 			var ids []int
 			for _, c := range certs {
 				ids = append(ids, c.Id)
@@ -345,7 +343,7 @@ func TestListCertificateStores(t *testing.T) {
 			if strings.TrimSpace(string(res.body)) == "null" {
 				t.Fatal("body is null, want an array")
 			}
-			got := decode[[]keyfactor.CertificateStore](t, res, 200)
+			got := decode[[]wireStore](t, res, 200)
 			var ids []string
 			for _, s := range got {
 				ids = append(ids, s.Id)
@@ -379,8 +377,8 @@ func TestGetCertificateStore(t *testing.T) {
 			t.Errorf("%s = %s, want %s", k, got, want)
 		}
 	}
-	st := decode[keyfactor.CertificateStore](t, h.call("GET", "CertificateStores/"+storeWeb01, carol, nil), 200)
-	if st.ContainerId == nil || *st.ContainerId != 4 || st.ContainerName != "Web servers" {
+	st := decode[wireStore](t, h.call("GET", "CertificateStores/"+storeWeb01, carol, nil), 200)
+	if st.ContainerId == nil || *st.ContainerId != 4 || st.ContainerName == nil || *st.ContainerName != "Web servers" {
 		t.Errorf("store = %+v, want container 4 Web servers", st)
 	}
 	wantError(t, h.call("GET", "CertificateStores/99999999-0000-4000-8000-000000000000", alice, nil), 404, "not found")
@@ -465,7 +463,7 @@ func TestOAuthToken(t *testing.T) {
 
 func TestLedgerOverHTTP(t *testing.T) {
 	h := newHarness(t, Options{})
-	h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100})
+	h.renew(alice, wireRenewalRequest{CertificateId: 100})
 	resp, err := h.srv.Client().Get(h.srv.URL + "/_kfsim/ledger")
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 func TestLoadFixtureFile(t *testing.T) {
@@ -189,14 +187,14 @@ func TestConcurrentRenewDeploy(t *testing.T) {
 			who := []cred{alice, bob}[i%2]
 			// 101 needs approval: its deploy goes by request id.
 			certID := []int{100, 101, 103, 104}[i%4]
-			res, err := h.try("POST", "Enrollment/Renew", who, keyfactor.RenewalRequest{CertificateId: certID}, true)
+			res, err := h.try("POST", "Enrollment/Renew", who, wireRenewalRequest{CertificateId: certID}, true)
 			if err != nil || res.status != http.StatusOK {
 				errs <- "renew: " + string(res.body)
 				return
 			}
-			var rn keyfactor.RenewalResponse
+			var rn renewAnswer
 			_ = json.Unmarshal(res.body, &rn)
-			res, err = h.try("POST", "Enrollment/PFX/Deploy", who, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)}, true)
+			res, err = h.try("POST", "Enrollment/PFX/Deploy", who, wireDeployRequest{CertificateId: rn.KeyfactorId, RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)}, true)
 			if err != nil || res.status != http.StatusOK {
 				errs <- "deploy: " + string(res.body)
 			}
