@@ -20,6 +20,11 @@ const (
 	storeDB    = "22222222-2222-4222-8222-222222222222" // container 7, entry password
 	storeK8s   = "33333333-3333-4333-8333-333333333333" // no container
 	storeWeb02 = "44444444-4444-4444-8444-444444444444" // container 4
+	storeF5    = "55555555-5555-4555-8555-555555555555" // container 4, type 5: alias required
+	// storeUnapproved (container 4) and storeNoAgent (no container) take
+	// deploys whose jobs fail.
+	storeUnapproved = "66666666-6666-4666-8666-666666666666"
+	storeNoAgent    = "88888888-8888-4888-8888-888888888888"
 )
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -31,6 +36,10 @@ var (
 	carol = cred{`CORP\carol`, "carol-pw"}
 	dave  = cred{`CORP\dave`, "dave-pw"}
 	eve   = cred{"eve", "eve-pw"}
+	root  = cred{`CORP\root`, "root-pw"}   // "/"
+	sam   = cred{`CORP\sam`, "sam-pw"}     // "/certificates/", "/certificate_stores/"
+	frank = cred{`CORP\frank`, "frank-pw"} // collection 3 and container 4 only
+	olga  = cred{`CORP\olga`, "olga-pw"}   // alerts and agents read
 )
 
 type cred struct{ user, pass string }

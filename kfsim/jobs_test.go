@@ -104,12 +104,12 @@ func TestRetriedDeployAfterFailedJobWithOverwrite(t *testing.T) {
 
 func TestFailJobs(t *testing.T) {
 	h := newHarness(t, Options{})
-	if err := h.sim.Load(Fixture{Stores: []Store{{Id: "55555555-5555-4555-8555-555555555555", ClientMachine: "f5", StorePath: "Common", CertStoreType: 9, FailJobs: "device unreachable"}}}); err != nil {
+	if err := h.sim.Load(Fixture{Stores: []Store{{Id: "77777777-7777-4777-8777-777777777777", ClientMachine: "f5", StorePath: "Common", CertStoreType: 9, FailJobs: "device unreachable"}}}); err != nil {
 		t.Fatal(err)
 	}
 	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 	h.sim.FailJobs(storeK8s, "orchestrator offline")
-	got := h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s, storeWeb01, "55555555-5555-4555-8555-555555555555")})
+	got := h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s, storeWeb01, "77777777-7777-4777-8777-777777777777")})
 	// The jobs were created: the failure comes later, on the orchestrator.
 	if len(got.SuccessfulStores) != 3 {
 		t.Fatalf("deploy = %+v", got)

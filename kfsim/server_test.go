@@ -267,20 +267,22 @@ func TestListCertificatesQuery(t *testing.T) {
 		wantTotal string
 		wantErr   string // substring of a 400 message
 	}{
-		{name: "all but expired", params: url.Values{}, wantIDs: []int{100, 101, 102, 104}, wantTotal: "4"},
-		{name: "include expired", params: url.Values{"pq.includeExpired": {"true"}}, wantIDs: []int{100, 101, 102, 103, 104}, wantTotal: "5"},
+		{name: "all but expired and revoked", params: url.Values{}, wantIDs: []int{100, 101, 102, 104, 105, 106}, wantTotal: "6"},
+		{name: "include expired", params: url.Values{"pq.includeExpired": {"true"}}, wantIDs: []int{100, 101, 102, 103, 104, 105, 106}, wantTotal: "7"},
+		{name: "include revoked unprefixed", params: url.Values{"includeRevoked": {"true"}}, wantIDs: []int{100, 101, 102, 104, 105, 106, 107}, wantTotal: "7"},
 		{name: "thumbprint any case", params: url.Values{"pq.queryString": {`Thumbprint -eq "aa00000000000000000000000000000000000100"`}}, wantIDs: []int{100}, wantTotal: "1"},
 		{name: "issued cn", params: url.Values{"pq.queryString": {`IssuedCN -eq "legacy.example.com"`}}, wantIDs: []int{102}, wantTotal: "1"},
-		{name: "ne and gt joined by and", params: url.Values{"pq.queryString": {`Id -gt 100 and TemplateName -ne "Approved"`}}, wantIDs: []int{102, 104}, wantTotal: "2"},
+		{name: "ne and gt joined by and", params: url.Values{"pq.queryString": {`Id -gt 100 and TemplateName -ne "Approved"`}}, wantIDs: []int{102, 104, 105, 106}, wantTotal: "4"},
 		{name: "ge le", params: url.Values{"pq.queryString": {`Id -ge 101 AND Id -le 102`}}, wantIDs: []int{101, 102}, wantTotal: "2"},
 		{name: "lt date", params: url.Values{"pq.queryString": {`NotAfter -lt "2026-09-01T00:00:00Z"`}}, wantIDs: []int{104}, wantTotal: "1"},
 		{name: "date only", params: url.Values{"pq.queryString": {`NotBefore -ge "2026-01-01"`}}, wantIDs: []int{100, 101, 104}, wantTotal: "3"},
 		{name: "null request id", params: url.Values{"pq.queryString": {`CertRequestId -eq 5`}}, wantIDs: []int{}, wantTotal: "0"},
 		{name: "unprefixed names", params: url.Values{"QueryString": {`IssuedDN -eq "CN=db.example.com"`}}, wantIDs: []int{101}, wantTotal: "1"},
-		{name: "page 1", params: url.Values{"pq.returnLimit": {"2"}}, wantIDs: []int{100, 101}, wantTotal: "4"},
-		{name: "page 2", params: url.Values{"pq.returnLimit": {"2"}, "pq.pageReturned": {"2"}}, wantIDs: []int{102, 104}, wantTotal: "4"},
-		{name: "past last page", params: url.Values{"ReturnLimit": {"2"}, "PageReturned": {"3"}}, wantIDs: []int{}, wantTotal: "4"},
-		{name: "sorted descending", params: url.Values{"pq.sortField": {"Id"}, "pq.sortAscending": {"1"}}, wantIDs: []int{104, 102, 101, 100}, wantTotal: "4"},
+		{name: "page 1", params: url.Values{"pq.returnLimit": {"2"}}, wantIDs: []int{100, 101}, wantTotal: "6"},
+		{name: "page 3", params: url.Values{"pq.returnLimit": {"2"}, "pq.pageReturned": {"3"}}, wantIDs: []int{105, 106}, wantTotal: "6"},
+		{name: "past last page", params: url.Values{"ReturnLimit": {"2"}, "PageReturned": {"4"}}, wantIDs: []int{}, wantTotal: "6"},
+		{name: "sorted descending", params: url.Values{"pq.sortField": {"Id"}, "pq.sortAscending": {"1"}}, wantIDs: []int{106, 105, 104, 102, 101, 100}, wantTotal: "6"},
+		{name: "sorted by NotAfter", params: url.Values{"SortField": {"NotAfter"}, "pq.queryString": {`Id -ge 104`}}, wantIDs: []int{104, 105, 106}, wantTotal: "3"},
 		{name: "unknown field", params: url.Values{"pq.queryString": {`Subject -eq "x"`}}, wantErr: `unknown field "Subject"`},
 		{name: "unknown operator", params: url.Values{"pq.queryString": {`Id -like 3`}}, wantErr: `unknown operator "-like"`},
 		{name: "bad number", params: url.Values{"pq.queryString": {`Id -eq "abc"`}}, wantErr: "want an integer"},
@@ -322,15 +324,16 @@ func TestListCertificateStores(t *testing.T) {
 		wantTotal string
 		wantErr   string
 	}{
-		{name: "global read sees all", who: alice, wantIDs: []string{storeWeb01, storeDB, storeK8s, storeWeb02}, wantTotal: "4"},
-		{name: "container 4 only", who: carol, wantIDs: []string{storeWeb01, storeWeb02}, wantTotal: "2"},
+		{name: "global read sees all", who: alice, wantIDs: []string{storeWeb01, storeDB, storeK8s, storeWeb02, storeF5, storeUnapproved, storeNoAgent}, wantTotal: "7"},
+		{name: "container 4 only", who: carol, wantIDs: []string{storeWeb01, storeWeb02, storeF5, storeUnapproved}, wantTotal: "4"},
 		{name: "no read permission", who: dave, wantIDs: nil, wantTotal: "0"},
-		{name: "query by container", who: alice, params: url.Values{"certificateStoreQuery.queryString": {"ContainerId -eq 4"}}, wantIDs: []string{storeWeb01, storeWeb02}, wantTotal: "2"},
+		{name: "query by container", who: alice, params: url.Values{"certificateStoreQuery.queryString": {"ContainerId -eq 4"}}, wantIDs: []string{storeWeb01, storeWeb02, storeF5, storeUnapproved}, wantTotal: "4"},
 		{name: "query by machine and path", who: alice, params: url.Values{"certificateStoreQuery.queryString": {`ClientMachine -eq "k8s-prod" AND StorePath -eq "default/tls"`}}, wantIDs: []string{storeK8s}, wantTotal: "1"},
 		{name: "query by type unprefixed", who: alice, params: url.Values{"QueryString": {"CertStoreType -eq 3"}}, wantIDs: []string{storeDB}, wantTotal: "1"},
 		{name: "query by id", who: alice, params: url.Values{"certificateStoreQuery.queryString": {`Id -eq "` + strings.ToUpper(storeK8s) + `"`}}, wantIDs: []string{storeK8s}, wantTotal: "1"},
-		{name: "page 2 of 3", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}, "certificateStoreQuery.returnLimit": {"3"}}, wantIDs: []string{storeWeb02}, wantTotal: "4"},
-		{name: "past the last page", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}}, wantIDs: nil, wantTotal: "4"},
+		{name: "page 2 of 3", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}, "certificateStoreQuery.returnLimit": {"3"}}, wantIDs: []string{storeWeb02, storeF5, storeUnapproved}, wantTotal: "7"},
+		{name: "past the last page", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}}, wantIDs: nil, wantTotal: "7"},
+		{name: "null container", who: alice, params: url.Values{"QueryString": {"ContainerId -eq NULL"}}, wantIDs: []string{storeK8s, storeNoAgent}, wantTotal: "2"},
 		{name: "unknown field", who: alice, params: url.Values{"certificateStoreQuery.queryString": {`Agent -eq "x"`}}, wantErr: `unknown field "Agent"`},
 	}
 	for _, tc := range tests {
@@ -367,7 +370,7 @@ func TestGetCertificateStore(t *testing.T) {
 	}
 	checks := map[string]string{
 		"ContainerId":   "null",
-		"Properties":    `"{}"`,
+		"Properties":    `"{\"KubeSecretType\":\"tls_secret\"}"`,
 		"Storepath":     `"default/tls"`,
 		"CertStoreType": "154",
 		"Id":            `"` + storeK8s + `"`,

@@ -14,7 +14,7 @@ func TestLoadFixtureFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Users) != 5 || len(f.Stores) != 4 || len(f.Certificates) != 5 {
+	if len(f.Users) != 9 || len(f.Stores) != 7 || len(f.Certificates) != 8 || len(f.StoreTypes) != 4 || len(f.Collections) != 1 {
 		t.Fatalf("fixture = %d users, %d stores, %d certificates", len(f.Users), len(f.Stores), len(f.Certificates))
 	}
 	if f.Users[4].Username != "eve" {
