@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBasePathVariants(t *testing.T) {
@@ -498,5 +499,45 @@ func TestServeHTTPWithoutNetwork(t *testing.T) {
 	sim.ServeHTTP(rec, req)
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 		t.Errorf("status %d, content type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+// TestTokenExpiresOnSimulatorClock: a token lives TokenLifetime on the
+// simulator's clock, so a test that advances the clock past it sees the
+// next request answered 401, mid-run.
+func TestTokenExpiresOnSimulatorClock(t *testing.T) {
+	h := newHarness(t, Options{TokenLifetime: 10 * time.Minute})
+	resp, err := h.srv.Client().PostForm(h.srv.URL+"/_kfsim/oauth/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {"svc-runner"}, "client_secret": {"s3cret/+="}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || tok.ExpiresIn != 600 {
+		t.Fatalf("token answer %+v, %v: want expires_in 600", tok, err)
+	}
+	get := func() int {
+		req, _ := http.NewRequest("GET", h.srv.URL+"/KeyfactorAPI/Certificates/100", nil)
+		req.Header.Set("x-keyfactor-requested-with", "APIClient")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	h.clock.Advance(10*time.Minute - time.Second)
+	if s := get(); s != 200 {
+		t.Fatalf("status before expiry = %d", s)
+	}
+	h.clock.Advance(time.Second)
+	if s := get(); s != 401 {
+		t.Errorf("status at expiry = %d, want 401", s)
 	}
 }
