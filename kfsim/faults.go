@@ -366,9 +366,10 @@ func writeMalformed(w http.ResponseWriter, resp response) {
 	writeResponse(w, response{status: http.StatusOK, header: h, body: body})
 }
 
-// writeSlowly sends the answer in pieces spread over d; it reports false
-// when the client went away or the simulator restarted before the end.
-func writeSlowly(ctx context.Context, restarted <-chan struct{}, w http.ResponseWriter, resp response, d time.Duration) bool {
+// writeSlowly sends the answer in pieces spread over d. It reports whether
+// the whole answer went out, and whether the simulator restarted meanwhile
+// (the caller then resets the connection, after noting the loss).
+func writeSlowly(ctx context.Context, restarted <-chan struct{}, waiting func(), w http.ResponseWriter, resp response, d time.Duration) (whole, restart bool) {
 	if d <= 0 {
 		d = defaultSlowBodyTime
 	}
@@ -382,22 +383,24 @@ func writeSlowly(ctx context.Context, restarted <-chan struct{}, w http.Response
 	step := max((len(resp.body)+pieces-1)/pieces, 1)
 	for off := 0; off < len(resp.body); off += step {
 		if off > 0 {
-			switch sleep(ctx, restarted, d/pieces) {
-			case errRestarted:
-				resetConnection(w)
-				return false
+			if waiting != nil {
+				waiting()
+			}
+			switch err := sleep(ctx, restarted, d/pieces); err {
 			case nil:
+			case errRestarted:
+				return false, true
 			default:
-				return false
+				return false, false
 			}
 		}
 		end := min(off+step, len(resp.body))
 		if _, err := w.Write(resp.body[off:end]); err != nil {
-			return false
+			return false, false
 		}
 		if flusher != nil {
 			flusher.Flush()
 		}
 	}
-	return true
+	return true, false
 }

@@ -12,6 +12,9 @@ type outage struct {
 	restarted chan struct{}
 	until     time.Time
 	wall      func() time.Time // time.Now; tests drive it
+	// waiting, when set (by tests), is called as a request starts a wait:
+	// its latency, or a pause of a slow body.
+	waiting func()
 }
 
 func (o *outage) init() {
@@ -87,7 +90,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		resetConnection(w)
 		return
 	}
-	restarted := s.outage.restarted
+	restarted, waiting := s.outage.restarted, s.outage.waiting
 	delay := s.latencyFixed
 	if s.latencyJitter > 0 {
 		delay += time.Duration(s.latencyRng.Int64N(int64(s.latencyJitter)))
@@ -97,6 +100,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	faultName := rule.Kind
 	if faultName == "" && faultDelay > 0 {
 		faultName = kindLatency
+	}
+	if waiting != nil && delay+faultDelay > 0 {
+		waiting()
 	}
 	if err := sleep(ctx, restarted, delay+faultDelay); err != nil {
 		// The client gave up while the server was "busy", or the server
@@ -174,13 +180,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	case kind500After:
 		writeResponse(w, errorResponse(http.StatusInternalServerError, codeInternal, "An unexpected error occurred (kfsim injected fault, after the work was done)."))
 	case kindSlowBody:
-		if !writeSlowly(ctx, restarted, w, resp, rule.Delay) && renewal >= 0 {
+		whole, restart := writeSlowly(ctx, restarted, waiting, w, resp, rule.Delay)
+		if !whole && renewal >= 0 {
 			// The answer never arrived whole: the renewal's response is
-			// lost after all.
+			// lost after all. On a restart this is noted before the
+			// connection is reset; a client that gave up is gone already.
 			s.mu.Lock()
 			rn := &s.ledger.Renewals[renewal]
 			rn.ResponseLost, rn.AnsweredAt = true, time.Time{}
 			s.mu.Unlock()
+		}
+		if restart {
+			resetConnection(w)
 		}
 	default:
 		writeResponse(w, resp)
