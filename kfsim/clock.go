@@ -1,6 +1,8 @@
 package kfsim
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -49,4 +51,35 @@ func (c *ManualClock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = t
+}
+
+// errRestarted is what sleep returns when the simulator restarted during
+// the wait.
+var errRestarted = errors.New("kfsim restarted")
+
+// sleep waits d of real time, or until ctx is done (its error) or the
+// simulator restarts (errRestarted). Fault delays are physical time, like
+// the client's timeouts they are measured against; the simulator's Clock
+// is for the world's time.
+func sleep(ctx context.Context, restarted <-chan struct{}, d time.Duration) error {
+	if d <= 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-restarted:
+			return errRestarted
+		default:
+			return nil
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-restarted:
+		return errRestarted
+	case <-t.C:
+		return nil
+	}
 }

@@ -9,14 +9,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"runner/keyfactor"
 )
 
-// Request dispositions in RenewalResponse.
+// Request dispositions in RenewalResponse. ISSUED and its message are
+// recorded [REC id 4]; the others are the simulator's (UNCONFIRMED):
+// "EXTERNAL VALIDATION" names the documented request state, DENIED and
+// FAILED the outcomes a CA reports.
 const (
 	dispositionIssued  = "ISSUED"
 	dispositionPending = "EXTERNAL VALIDATION"
+	dispositionDenied  = "DENIED"
+	dispositionFailed  = "FAILED"
 )
 
 // Reasons a Deploy call is refused as a whole, as recorded in Deploy.Refused.
@@ -24,9 +27,37 @@ const (
 	RefusedNotStaged = "not staged"
 	RefusedExpired   = "expired"
 	RefusedOtherUser = "other user"
+	RefusedDenied    = "denied"
 )
 
-// Errors of Approve.
+// requestState is the state of an enrollment request, with the numbers and
+// names GET /Workflow/Certificates/{id} answers. The OpenAPI file declares
+// State as 0–8 without names and the documentation names Pending, Denied and
+// External Validation; the numbers are the simulator's (UNCONFIRMED).
+type requestState int
+
+const (
+	requestPending requestState = 1
+	requestIssued  requestState = 2
+	requestDenied  requestState = 3
+	requestFailed  requestState = 4
+)
+
+func (st requestState) String() string {
+	switch st {
+	case requestPending:
+		return "Pending"
+	case requestIssued:
+		return "Issued"
+	case requestDenied:
+		return "Denied"
+	case requestFailed:
+		return "Failed"
+	}
+	return "Unknown"
+}
+
+// Errors of Approve and Deny.
 var (
 	errUnknownRequest = errors.New("no such request")
 	errNotPending     = errors.New("request is not pending approval")
@@ -49,14 +80,21 @@ func decodeBody(c *call, v any) *response {
 
 // renew answers POST /Enrollment/Renew: it issues a new certificate from an
 // old one (or, for templates that need approval, opens a pending request)
-// and stages its private key for the caller for the window.
+// and stages its private key for the caller for the window. Templates and
+// certificates configured with a DENIED or FAILED disposition answer 200
+// with that disposition and no ids.
 func (s *Server) renew(c *call) response {
-	for _, p := range []string{keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX} {
-		if !keyfactor.HasPermission(c.perms, p, nil) {
-			return forbidden(p)
-		}
+	col, errResp := s.collectionParam(c)
+	if errResp != nil {
+		return *errResp
 	}
-	var req keyfactor.RenewalRequest
+	if !canReadCertificates(c.perms, col) {
+		return readCertificatesForbidden(col)
+	}
+	if !hasPermission(c.perms, PermEnrollPFX, nil) {
+		return forbidden(PermEnrollPFX)
+	}
+	var req wireRenewalRequest
 	if r := decodeBody(c, &req); r != nil {
 		return *r
 	}
@@ -66,13 +104,13 @@ func (s *Server) renew(c *call) response {
 	case req.CertificateId != 0 && req.Thumbprint != "":
 		return errorResponse(http.StatusBadRequest, codeInvalid, "Supply either CertificateId or Thumbprint, not both.")
 	case req.CertificateId != 0:
-		old = s.certs[req.CertificateId]
+		old = s.world.byID[req.CertificateId]
 		if old == nil {
 			return errorResponse(http.StatusNotFound, codeNotFound, "Certificate with id "+strconv.Itoa(req.CertificateId)+" was not found.")
 		}
 	case req.Thumbprint != "":
-		if id, ok := s.thumbs[req.Thumbprint]; ok {
-			old = s.certs[id]
+		if id, ok := s.world.byThumb[req.Thumbprint]; ok {
+			old = s.world.byID[id]
 		}
 		if old == nil {
 			return errorResponse(http.StatusNotFound, codeNotFound, "Certificate with thumbprint "+req.Thumbprint+" was not found.")
@@ -80,7 +118,10 @@ func (s *Server) renew(c *call) response {
 	default:
 		return errorResponse(http.StatusBadRequest, codeInvalid, "CertificateId or Thumbprint is required.")
 	}
-	if old.requiresTemplate {
+	if col != nil && !col.members[old.Id] {
+		return errorResponse(http.StatusNotFound, codeNotFound, fmt.Sprintf("Certificate %d is not in certificate collection %d.", old.Id, col.Id))
+	}
+	if old.RequiresTemplate {
 		var missing []string
 		if strings.TrimSpace(req.Template) == "" {
 			missing = append(missing, "Template")
@@ -91,48 +132,68 @@ func (s *Server) renew(c *call) response {
 		if len(missing) > 0 {
 			return errorResponse(http.StatusBadRequest, codeInvalid, fmt.Sprintf(
 				"Certificate %d is not available for one-click renewal; the request must include %s.",
-				old.cert.Id, strings.Join(missing, " and ")))
+				old.Id, strings.Join(missing, " and ")))
 		}
 	}
 
+	template := firstNonEmpty(req.Template, old.TemplateName)
+	tmpl := s.templates[strings.ToLower(template)]
+	rn := Renewal{At: c.now, Identity: c.identity, OldCertificateId: old.Id, ResponseLost: c.lost}
+	if !c.lost {
+		rn.AnsweredAt = c.now
+	}
+
+	disposition, message := strings.ToUpper(old.RenewDisposition), old.DispositionMessage
+	if disposition == "" && tmpl != nil {
+		disposition, message = strings.ToUpper(tmpl.Disposition), tmpl.DispositionMessage
+	}
+	if disposition == dispositionDenied || disposition == dispositionFailed {
+		if message == "" {
+			message = "The certificate authority " + map[string]string{dispositionDenied: "denied", dispositionFailed: "failed to process"}[disposition] +
+				" the request for certificate " + strconv.Itoa(old.Id) + "."
+		}
+		rn.Disposition, rn.Denied = disposition, disposition == dispositionDenied
+		s.ledger.Renewals = append(s.ledger.Renewals, rn)
+		return jsonResponse(http.StatusOK, wireRenewalResponse{RequestDisposition: disposition, DispositionMessage: message})
+	}
+
 	rq := &request{
-		id:       s.nextReqID,
-		identity: c.identity,
-		stagedAt: c.now,
-		old:      copyCertificate(old.cert, false),
-		template: firstNonEmpty(req.Template, old.cert.TemplateName),
-		ca:       firstNonEmpty(req.CertificateAuthority, old.cert.CertificateAuthorityName),
-		lifetime: old.cert.NotAfter.Sub(old.cert.NotBefore),
+		id:          s.nextReqID,
+		identity:    c.identity,
+		submittedAt: c.now,
+		stagedAt:    c.now,
+		old:         *old,
+		template:    template,
+		ca:          firstNonEmpty(req.CertificateAuthority, old.CertificateAuthorityName),
+		lifetime:    old.NotAfter.Sub(old.NotBefore),
 	}
 	s.nextReqID++
-	tmpl := s.templates[strings.ToLower(rq.template)]
 	if tmpl != nil {
 		rq.lifetime = tmpl.Lifetime
 	}
 	s.requests[rq.id] = rq
-	rn := Renewal{At: c.now, Identity: c.identity, OldCertificateId: old.cert.Id, RequestId: rq.id, ResponseLost: c.lost}
+	rn.RequestId = rq.id
+	rq.renewalLedger = len(s.ledger.Renewals)
 
 	if tmpl != nil && tmpl.RequiresApproval {
-		rq.pending = true
-		rn.Pending = true
-		rq.renewalLedger = len(s.ledger.Renewals)
+		rq.state = requestPending
+		rn.Pending, rn.Disposition = true, dispositionPending
 		s.ledger.Renewals = append(s.ledger.Renewals, rn)
-		return jsonResponse(http.StatusOK, keyfactor.RenewalResponse{
+		return jsonResponse(http.StatusOK, wireRenewalResponse{
 			KeyfactorRequestId: rq.id,
 			RequestDisposition: dispositionPending,
 			DispositionMessage: "The request is awaiting approval.",
 		})
 	}
 	cert := s.issue(rq, c.now)
-	rn.NewCertificateId = cert.Id
-	rq.renewalLedger = len(s.ledger.Renewals)
+	rn.NewCertificateId, rn.Disposition = cert.Id, dispositionIssued
 	s.ledger.Renewals = append(s.ledger.Renewals, rn)
-	issuer := cert.IssuerDN
-	return jsonResponse(http.StatusOK, keyfactor.RenewalResponse{
+	tp, serial, issuer := cert.Thumbprint, cert.SerialNumber, cert.IssuerDN
+	return jsonResponse(http.StatusOK, wireRenewalResponse{
 		KeyfactorId:        cert.Id,
 		KeyfactorRequestId: rq.id,
-		Thumbprint:         cert.Thumbprint,
-		SerialNumber:       cert.SerialNumber,
+		Thumbprint:         &tp,
+		SerialNumber:       &serial,
 		IssuerDN:           &issuer,
 		RequestDisposition: dispositionIssued,
 		DispositionMessage: "The private key was successfully retained.",
@@ -148,69 +209,100 @@ func firstNonEmpty(a, b string) string {
 
 // issue creates the certificate of request rq, valid from now. Callers hold
 // s.mu.
-func (s *Server) issue(rq *request, now time.Time) *keyfactor.Certificate {
-	s.maxCertID++
-	id := s.maxCertID
+func (s *Server) issue(rq *request, now time.Time) *certRecord {
+	s.world.maxID++
 	tp := s.randomHex(20)
-	for s.thumbs[tp] != 0 {
+	for s.world.byThumb[tp] != 0 {
 		tp = s.randomHex(20)
 	}
-	reqID := rq.id
 	notBefore := now.Truncate(time.Second)
 	old := rq.old
-	rec := &certRecord{
-		requiresTemplate: s.certs[old.Id] != nil && s.certs[old.Id].requiresTemplate,
-		cert: keyfactor.Certificate{
-			Id:                       id,
-			Thumbprint:               tp,
-			SerialNumber:             s.randomHex(20),
-			IssuedDN:                 old.IssuedDN,
-			IssuedCN:                 old.IssuedCN,
-			IssuerDN:                 firstNonEmpty(old.IssuerDN, defaultIssuerDN),
-			ImportDate:               now.Truncate(time.Millisecond),
-			NotBefore:                notBefore,
-			NotAfter:                 notBefore.Add(rq.lifetime),
-			CertState:                1,
-			CertStateString:          "Active (1)",
-			TemplateName:             rq.template,
-			CertificateAuthorityName: rq.ca,
-			CertRequestId:            &reqID,
-			RequesterName:            rq.identity,
-			Locations:                []keyfactor.Location{},
-		},
+	rec := &certRecord{Certificate: Certificate{
+		Id:                       s.world.maxID,
+		Thumbprint:               tp,
+		SerialNumber:             s.randomHex(20),
+		IssuedDN:                 old.IssuedDN,
+		IssuedCN:                 old.IssuedCN,
+		IssuerDN:                 firstNonEmpty(old.IssuerDN, defaultIssuerDN),
+		ImportDate:               now.Truncate(time.Millisecond),
+		NotBefore:                notBefore,
+		NotAfter:                 notBefore.Add(rq.lifetime),
+		TemplateName:             rq.template,
+		CertificateAuthorityName: rq.ca,
+		RequiresTemplate:         old.RequiresTemplate,
+		RenewDisposition:         old.RenewDisposition,
+		DispositionMessage:       old.DispositionMessage,
+		CertRequestId:            rq.id,
+		RequesterName:            rq.identity,
+		Locations:                []Location{},
+	}}
+	if s.opts.NumericPrincipalId {
+		v := 100 + rec.Id%900
+		rec.PrincipalId = &v
 	}
-	s.certs[id] = rec
-	s.thumbs[tp] = id
-	rq.certID, rq.pending = id, false
-	return &rec.cert
+	rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
+	rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
+	rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+	s.world.add(rec)
+	rq.certID, rq.state = rec.Id, requestIssued
+	return rec
 }
 
 // Approve issues the certificate of a request that awaits approval, as a CA
 // manager would; the deploy jobs waiting for it are scheduled. The private
-// key is staged (for the requester) from the moment of issue.
+// key is staged (for the requester) from the moment of issue, and the
+// certificate is found by `CertRequestId -eq <requestID>`.
 func (s *Server) Approve(requestID int) (certificateID int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	return s.approve(requestID, s.now())
+}
+
+func (s *Server) approve(requestID int, now time.Time) (int, error) {
 	s.settle(now)
 	rq := s.requests[requestID]
 	if rq == nil {
 		return 0, fmt.Errorf("approve request %d: %w", requestID, errUnknownRequest)
 	}
-	if !rq.pending {
-		return 0, fmt.Errorf("approve request %d: %w (certificate %d)", requestID, errNotPending, rq.certID)
+	if rq.state != requestPending {
+		return 0, fmt.Errorf("approve request %d: %w (%s)", requestID, errNotPending, rq.state)
 	}
 	cert := s.issue(rq, now)
 	rq.stagedAt = now
 	rn := &s.ledger.Renewals[rq.renewalLedger]
-	rn.NewCertificateId, rn.Pending = cert.Id, false
-	for _, j := range s.jobs {
-		if j.RequestId == requestID && j.State == JobAwaitingApproval {
-			j.CertificateId = cert.Id
-			s.schedule(j, now)
-		}
-	}
+	rn.NewCertificateId, rn.Pending, rn.Disposition = cert.Id, false, dispositionIssued
+	s.releaseWaiting(requestID, cert.Id, now, "")
 	return cert.Id, nil
+}
+
+// Deny denies a request that awaits approval, with a comment that GET
+// /Workflow/Certificates/{id} shows as DenialComment. The deploy jobs
+// waiting for it are cancelled, and a later Deploy by its RequestId is
+// refused.
+func (s *Server) Deny(requestID int, comment string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deny(requestID, comment, s.now())
+}
+
+func (s *Server) deny(requestID int, comment string, now time.Time) error {
+	s.settle(now)
+	rq := s.requests[requestID]
+	if rq == nil {
+		return fmt.Errorf("deny request %d: %w", requestID, errUnknownRequest)
+	}
+	if rq.state != requestPending {
+		return fmt.Errorf("deny request %d: %w (%s)", requestID, errNotPending, rq.state)
+	}
+	rq.state, rq.denialComment = requestDenied, comment
+	rn := &s.ledger.Renewals[rq.renewalLedger]
+	rn.Pending, rn.Denied, rn.Disposition = false, true, dispositionDenied
+	msg := "The certificate request " + strconv.Itoa(requestID) + " was denied"
+	if comment != "" {
+		msg += ": " + comment
+	}
+	s.releaseWaiting(requestID, 0, now, msg+".")
+	return nil
 }
 
 // deployTarget is one store a Deploy call names, in either request shape.
@@ -221,14 +313,15 @@ type deployTarget struct {
 }
 
 // deploy answers POST /Enrollment/PFX/Deploy: it checks the staging (same
-// user, inside the window), then each store (exists, schedule permission for
-// its container, entry password), and creates a management job per store
-// that passes.
+// user, inside the window, not denied), then each store (exists, schedule
+// permission for its container, its type's alias rule, entry password),
+// and creates a management job per store that passes. Stores that are not
+// approved or have no orchestrator pass here; their jobs fail.
 func (s *Server) deploy(c *call) response {
-	if !keyfactor.HasPermission(c.perms, keyfactor.PermEnrollPFX, nil) {
-		return forbidden(keyfactor.PermEnrollPFX)
+	if !hasPermission(c.perms, PermEnrollPFX, nil) {
+		return forbidden(PermEnrollPFX)
 	}
-	var req keyfactor.DeployRequest
+	var req wireDeployRequest
 	if r := decodeBody(c, &req); r != nil {
 		return *r
 	}
@@ -264,12 +357,12 @@ func (s *Server) deploy(c *call) response {
 	var rq *request
 	subject := ""
 	if req.CertificateId != 0 {
-		rec := s.certs[req.CertificateId]
+		rec := s.world.byID[req.CertificateId]
 		if rec == nil {
 			return errorResponse(http.StatusNotFound, codeNotFound, "Certificate with id "+strconv.Itoa(req.CertificateId)+" was not found.")
 		}
-		if rec.cert.CertRequestId != nil {
-			rq = s.requests[*rec.cert.CertRequestId]
+		if rec.CertRequestId != 0 {
+			rq = s.requests[rec.CertRequestId]
 		}
 		if rq != nil && req.RequestId != 0 && rq.id != req.RequestId {
 			return errorResponse(http.StatusBadRequest, codeInvalid, fmt.Sprintf(
@@ -301,6 +394,9 @@ func (s *Server) deploy(c *call) response {
 	case rq == nil:
 		d.Refused = RefusedNotStaged
 		refusal = "No staging data was found for " + subject + "; only a certificate enrolled or renewed for deployment can be deployed."
+	case rq.state == requestDenied:
+		d.Refused = RefusedDenied
+		refusal = "The " + subject + " was denied; there is nothing to deploy."
 	case c.now.After(rq.stagedAt.Add(s.window)):
 		d.Refused = RefusedExpired
 		refusal = fmt.Sprintf("The staging data for %s has expired; deploy must be called within %s of the enrollment.", subject, s.window)
@@ -313,27 +409,21 @@ func (s *Server) deploy(c *call) response {
 		if s.opts.ExpiredStaging == StagingFailedStores {
 			d.Failed = append([]string{}, d.Stores...)
 			s.ledger.Deploys = append(s.ledger.Deploys, d)
-			return jsonResponse(http.StatusOK, keyfactor.DeployResponse{SuccessfulStores: []string{}, FailedStores: d.Failed})
+			return jsonResponse(http.StatusOK, wireDeployResponse{SuccessfulStores: []string{}, FailedStores: d.Failed})
 		}
 		s.ledger.Deploys = append(s.ledger.Deploys, d)
 		return errorResponse(http.StatusBadRequest, codeStaging, refusal)
 	}
 
-	resp := keyfactor.DeployResponse{SuccessfulStores: []string{}, FailedStores: []string{}}
+	resp := wireDeployResponse{SuccessfulStores: []string{}, FailedStores: []string{}}
 	d.Reasons = map[string]string{}
 	for _, t := range targets {
 		st := s.stores[t.storeID]
-		var reason string
-		switch {
-		case st == nil:
+		reason := ""
+		if st == nil {
 			reason = "store not found"
-		case !keyfactor.HasPermission(c.perms, keyfactor.PermStoresSchedule, containerPtr(st)):
-			reason = "permission " + keyfactor.PermStoresSchedule + " missing"
-			if st.ContainerId != 0 {
-				reason += " for container " + strconv.Itoa(st.ContainerId)
-			}
-		case st.RequiresEntryPassword && req.Password == "":
-			reason = "store requires an entry password"
+		} else {
+			reason = s.storeRefusal(st, t, req.Password, c.perms)
 		}
 		if reason != "" {
 			resp.FailedStores = append(resp.FailedStores, t.storeID)
@@ -347,4 +437,35 @@ func (s *Server) deploy(c *call) response {
 	d.Failed = append([]string{}, resp.FailedStores...)
 	s.ledger.Deploys = append(s.ledger.Deploys, d)
 	return jsonResponse(http.StatusOK, resp)
+}
+
+// storeRefusal says why Deploy fails one existing store, "" if it does not:
+// schedule permission for the store's container, the store type's alias
+// rule, and the entry password a store or its type needs.
+func (s *Server) storeRefusal(st *Store, t deployTarget, password string, perms []string) string {
+	if !hasPermission(perms, PermStoresSchedule, containerPtr(st)) {
+		reason := "permission " + PermStoresSchedule + " missing"
+		if st.ContainerId != 0 {
+			reason += " for container " + strconv.Itoa(st.ContainerId)
+		}
+		return reason
+	}
+	typ := s.storeTypes[st.CertStoreType]
+	if typ != nil {
+		switch {
+		case typ.CustomAliasAllowed == AliasRequired && strings.TrimSpace(t.alias) == "":
+			return "store type " + typ.ShortName + " requires an alias"
+		case typ.CustomAliasAllowed == AliasForbidden && t.alias != "":
+			return "store type " + typ.ShortName + " does not allow a custom alias"
+		}
+	}
+	if password == "" {
+		if st.RequiresEntryPassword {
+			return "store requires an entry password"
+		}
+		if typ != nil && typ.EntryPasswordRequired {
+			return "store type " + typ.ShortName + " requires an entry password"
+		}
+	}
+	return ""
 }

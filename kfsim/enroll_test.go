@@ -7,23 +7,21 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 func TestRenewIssuesNewCertificate(t *testing.T) {
 	h := newHarness(t, Options{Seed: 7})
 	tests := []struct {
 		name         string
-		req          keyfactor.RenewalRequest
+		req          wireRenewalRequest
 		wantOld      int
 		wantTemplate string
 		wantLifetime time.Duration
 	}{
-		{"by id, template lifetime", keyfactor.RenewalRequest{CertificateId: 100}, 100, "WebServer", 90 * 24 * time.Hour},
-		{"by thumbprint with separators", keyfactor.RenewalRequest{Thumbprint: "aa:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01:00"}, 100, "WebServer", 90 * 24 * time.Hour},
-		{"unknown template keeps old lifetime", keyfactor.RenewalRequest{CertificateId: 104}, 104, "Unknown", 181 * 24 * time.Hour},
-		{"template from request", keyfactor.RenewalRequest{CertificateId: 102, Template: "WebServer", CertificateAuthority: `ca01\Issuing`}, 102, "WebServer", 90 * 24 * time.Hour},
+		{"by id, template lifetime", wireRenewalRequest{CertificateId: 100}, 100, "WebServer", 90 * 24 * time.Hour},
+		{"by thumbprint with separators", wireRenewalRequest{Thumbprint: "aa:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01:00"}, 100, "WebServer", 90 * 24 * time.Hour},
+		{"unknown template keeps old lifetime", wireRenewalRequest{CertificateId: 104}, 104, "Unknown", 181 * 24 * time.Hour},
+		{"template from request", wireRenewalRequest{CertificateId: 102, Template: "WebServer", CertificateAuthority: `ca01\Issuing`}, 102, "WebServer", 90 * 24 * time.Hour},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +45,7 @@ func TestRenewIssuesNewCertificate(t *testing.T) {
 			if !c.NotBefore.Equal(now) || !c.ImportDate.Equal(now) || c.NotAfter.Sub(c.NotBefore) != tc.wantLifetime {
 				t.Errorf("validity %s – %s (import %s), want from %s for %s", c.NotBefore, c.NotAfter, c.ImportDate, now, tc.wantLifetime)
 			}
-			if c.TemplateName != tc.wantTemplate || c.CertRequestId == nil || *c.CertRequestId != resp.KeyfactorRequestId {
+			if c.TemplateName != tc.wantTemplate || c.CertRequestId != resp.KeyfactorRequestId {
 				t.Errorf("template %q request %v, want %q %d", c.TemplateName, c.CertRequestId, tc.wantTemplate, resp.KeyfactorRequestId)
 			}
 			if len(c.Locations) != 0 {
@@ -63,9 +61,9 @@ func TestRenewIssuesNewCertificate(t *testing.T) {
 }
 
 func TestRenewIsReproducibleFromSeed(t *testing.T) {
-	run := func(seed int64) keyfactor.RenewalResponse {
+	run := func(seed int64) renewAnswer {
 		h := newHarness(t, Options{Seed: seed})
-		return h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100})
+		return h.renew(alice, wireRenewalRequest{CertificateId: 100})
 	}
 	a, b, c := run(42), run(42), run(43)
 	if *a.IssuerDN != *b.IssuerDN {
@@ -88,12 +86,12 @@ func TestRenewRejects(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"both id and thumbprint", keyfactor.RenewalRequest{CertificateId: 100, Thumbprint: "AA00000000000000000000000000000000000100"}, 400, "not both"},
-		{"neither", keyfactor.RenewalRequest{}, 400, "CertificateId or Thumbprint"},
-		{"unknown id", keyfactor.RenewalRequest{CertificateId: 999}, 404, "999"},
-		{"unknown thumbprint", keyfactor.RenewalRequest{Thumbprint: "FFFF"}, 404, "FFFF"},
-		{"requires template and CA", keyfactor.RenewalRequest{CertificateId: 102}, 400, "Template and CertificateAuthority"},
-		{"requires CA", keyfactor.RenewalRequest{CertificateId: 102, Template: "WebServer"}, 400, "include CertificateAuthority"},
+		{"both id and thumbprint", wireRenewalRequest{CertificateId: 100, Thumbprint: "AA00000000000000000000000000000000000100"}, 400, "not both"},
+		{"neither", wireRenewalRequest{}, 400, "CertificateId or Thumbprint"},
+		{"unknown id", wireRenewalRequest{CertificateId: 999}, 404, "999"},
+		{"unknown thumbprint", wireRenewalRequest{Thumbprint: "FFFF"}, 404, "FFFF"},
+		{"requires template and CA", wireRenewalRequest{CertificateId: 102}, 400, "Template and CertificateAuthority"},
+		{"requires CA", wireRenewalRequest{CertificateId: 102, Template: "WebServer"}, 400, "include CertificateAuthority"},
 		{"empty body", "", 400, "body is required"},
 		{"not json", "{", 400, "not valid"},
 		{"lowercase keys are fine but unknown id", `{"certificateid": 998}`, 404, "998"},
@@ -110,11 +108,11 @@ func TestRenewRejects(t *testing.T) {
 
 func TestDeployWithinWindow(t *testing.T) {
 	h := newHarness(t, Options{})
-	rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 	h.clock.Advance(5 * time.Minute) // the last moment of the window
-	got := h.deploy(alice, keyfactor.DeployRequest{
+	got := h.deploy(alice, wireDeployRequest{
 		CertificateId: rn.KeyfactorId,
-		Stores:        []keyfactor.DeployStore{{StoreId: strings.ToUpper(storeK8s)}, {StoreId: storeWeb02, Alias: "api"}},
+		Stores:        []wireDeployStore{{StoreId: strings.ToUpper(storeK8s)}, {StoreId: storeWeb02, Alias: "api"}},
 	})
 	if !slices.Equal(got.SuccessfulStores, []string{storeK8s, storeWeb02}) || len(got.FailedStores) != 0 {
 		t.Fatalf("deploy = %+v", got)
@@ -140,15 +138,15 @@ func TestDeployAfterWindowExpired(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{ExpiredStaging: tc.mode, Window: 2 * time.Minute})
-			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+			rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 			h.clock.Advance(2*time.Minute + time.Second)
-			req := keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s, storeWeb01)}
+			req := wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s, storeWeb01)}
 			res := h.call("POST", "Enrollment/PFX/Deploy", alice, req)
 			switch tc.mode {
 			case StagingError:
 				wantError(t, res, http.StatusBadRequest, "expired")
 			case StagingFailedStores:
-				got := decode[keyfactor.DeployResponse](t, res, 200)
+				got := decode[wireDeployResponse](t, res, 200)
 				if len(got.SuccessfulStores) != 0 || !slices.Equal(got.FailedStores, []string{storeK8s, storeWeb01}) {
 					t.Errorf("deploy = %+v", got)
 				}
@@ -179,14 +177,14 @@ func TestDeployRefusedStaging(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{})
-			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+			rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 			id := tc.certID
 			if id == 0 {
 				id = rn.KeyfactorId
 			}
-			res := h.call("POST", "Enrollment/PFX/Deploy", tc.who, keyfactor.DeployRequest{CertificateId: id, Stores: stores(storeK8s)})
+			res := h.call("POST", "Enrollment/PFX/Deploy", tc.who, wireDeployRequest{CertificateId: id, Stores: stores(storeK8s)})
 			if tc.wantRefused == "" {
-				decode[keyfactor.DeployResponse](t, res, 200)
+				decode[wireDeployResponse](t, res, 200)
 			} else {
 				wantError(t, res, http.StatusBadRequest, tc.wantMsg)
 			}
@@ -215,8 +213,8 @@ func TestDeployPermissionPerContainer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{})
-			rn := h.renew(tc.who, keyfactor.RenewalRequest{CertificateId: 104})
-			got := h.deploy(tc.who, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(all...), Password: "entry-pw"})
+			rn := h.renew(tc.who, wireRenewalRequest{CertificateId: 104})
+			got := h.deploy(tc.who, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(all...), Password: "entry-pw"})
 			if !slices.Equal(got.SuccessfulStores, tc.wantOK) || !slices.Equal(got.FailedStores, tc.wantFailed) {
 				t.Errorf("deploy = %+v, want ok %v failed %v", got, tc.wantOK, tc.wantFailed)
 			}
@@ -247,8 +245,8 @@ func TestDeployStoreChecks(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{})
-			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
-			got := h.deploy(alice, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(tc.stores...), Password: tc.password})
+			rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
+			got := h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(tc.stores...), Password: tc.password})
 			if !slices.Equal(got.SuccessfulStores, tc.wantOK) || !slices.Equal(got.FailedStores, tc.wantFailed) {
 				t.Errorf("deploy = %+v, want ok %v failed %v", got, tc.wantOK, tc.wantFailed)
 			}
@@ -265,18 +263,18 @@ func TestDeployStoreChecks(t *testing.T) {
 
 func TestDeployRejects(t *testing.T) {
 	h := newHarness(t, Options{})
-	rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 	tests := []struct {
 		name   string
-		req    keyfactor.DeployRequest
+		req    wireDeployRequest
 		status int
 		msg    string
 	}{
-		{"no stores", keyfactor.DeployRequest{CertificateId: rn.KeyfactorId}, 400, "Stores is required"},
-		{"no certificate", keyfactor.DeployRequest{Stores: stores(storeK8s)}, 400, "CertificateId or RequestId"},
-		{"unknown certificate", keyfactor.DeployRequest{CertificateId: 999, Stores: stores(storeK8s)}, 404, "999"},
-		{"unknown request", keyfactor.DeployRequest{RequestId: 5, Stores: stores(storeK8s)}, 404, "request with id 5"},
-		{"mismatched ids", keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, RequestId: rn.KeyfactorRequestId + 1, Stores: stores(storeK8s)}, 400, "does not belong"},
+		{"no stores", wireDeployRequest{CertificateId: rn.KeyfactorId}, 400, "Stores is required"},
+		{"no certificate", wireDeployRequest{Stores: stores(storeK8s)}, 400, "CertificateId or RequestId"},
+		{"unknown certificate", wireDeployRequest{CertificateId: 999, Stores: stores(storeK8s)}, 404, "999"},
+		{"unknown request", wireDeployRequest{RequestId: 5, Stores: stores(storeK8s)}, 404, "request with id 5"},
+		{"mismatched ids", wireDeployRequest{CertificateId: rn.KeyfactorId, RequestId: rn.KeyfactorRequestId + 1, Stores: stores(storeK8s)}, 400, "does not belong"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,16 +288,16 @@ func TestDeployRejects(t *testing.T) {
 
 func TestDeployByRequestIdAndRetry(t *testing.T) {
 	h := newHarness(t, Options{})
-	rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 	// Keyfactor's Go client sends both ids; a retried deploy inside the
 	// window runs again.
 	for i := 0; i < 2; i++ {
-		got := h.deploy(alice, keyfactor.DeployRequest{RequestId: rn.KeyfactorRequestId, CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
+		got := h.deploy(alice, wireDeployRequest{RequestId: rn.KeyfactorRequestId, CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
 		if !slices.Equal(got.SuccessfulStores, []string{storeK8s}) {
 			t.Fatalf("deploy %d = %+v", i, got)
 		}
 	}
-	got := h.deploy(alice, keyfactor.DeployRequest{RequestId: rn.KeyfactorRequestId, Stores: stores(storeWeb01)})
+	got := h.deploy(alice, wireDeployRequest{RequestId: rn.KeyfactorRequestId, Stores: stores(storeWeb01)})
 	if !slices.Equal(got.SuccessfulStores, []string{storeWeb01}) {
 		t.Fatalf("deploy by request id = %+v", got)
 	}
@@ -317,14 +315,14 @@ func TestApprovalFlow(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, Options{JobDelay: 10 * time.Second})
-			rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 101})
+			rn := h.renew(alice, wireRenewalRequest{CertificateId: 101})
 			if rn.KeyfactorId != 0 || rn.KeyfactorRequestId == 0 || rn.RequestDisposition != "EXTERNAL VALIDATION" || rn.Thumbprint != "" {
 				t.Fatalf("pending renewal = %+v", rn)
 			}
 			if l := h.sim.Ledger(); !l.Renewals[0].Pending || l.Renewals[0].NewCertificateId != 0 {
 				t.Fatalf("ledger renewal = %+v", l.Renewals[0])
 			}
-			got := h.deploy(alice, keyfactor.DeployRequest{RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)})
+			got := h.deploy(alice, wireDeployRequest{RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)})
 			if !slices.Equal(got.SuccessfulStores, []string{storeK8s}) {
 				t.Fatalf("deploy = %+v", got)
 			}
@@ -367,7 +365,7 @@ func TestApprovalFlow(t *testing.T) {
 			}
 			// The issued certificate is staged for the requester from its
 			// issue on.
-			got = h.deploy(alice, keyfactor.DeployRequest{CertificateId: certID, Stores: stores(storeWeb01)})
+			got = h.deploy(alice, wireDeployRequest{CertificateId: certID, Stores: stores(storeWeb01)})
 			if !slices.Equal(got.SuccessfulStores, []string{storeWeb01}) {
 				t.Errorf("deploy after approval = %+v", got)
 			}
@@ -379,12 +377,12 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestLegacyDeployShape(t *testing.T) {
 	h := newHarness(t, Options{})
-	rn := h.renew(alice, keyfactor.RenewalRequest{CertificateId: 104})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
 	// Keyfactor's Go client body: ids plus alias/overwrite per store type.
 	body := `{"StoreIds":["` + storeWeb01 + `","` + storeK8s + `"],"Password":"",` +
 		`"StoreTypes":[{"StoreTypeId":2,"Alias":"iis-alias","Overwrite":true},{"StoreTypeId":154}],` +
 		`"CertificateId":` + itoa(rn.KeyfactorId) + `,"RequestId":` + itoa(rn.KeyfactorRequestId) + `}`
-	got := decode[keyfactor.DeployResponse](t, h.call("POST", "Enrollment/PFX/Deploy", alice, body), 200)
+	got := decode[wireDeployResponse](t, h.call("POST", "Enrollment/PFX/Deploy", alice, body), 200)
 	if !slices.Equal(got.SuccessfulStores, []string{storeWeb01, storeK8s}) {
 		t.Fatalf("deploy = %+v", got)
 	}

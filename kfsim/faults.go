@@ -4,36 +4,49 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"runner/keyfactor"
 )
 
-// Fault kinds, as written in fault specs.
+// Fault kinds, as written in fault specs. "Before" kinds answer instead of
+// processing: nothing happened. "After" kinds process the request (a Renew
+// is committed, a Deploy creates its jobs) and then spoil the answer.
 const (
-	kind500        = "500"
-	kind503        = "503"
-	kind429        = "429"
-	kindDropBefore = "drop-before"
-	kindDropAfter  = "drop-after"
-	kindSlowBody   = "slow-body"
-	kindMalformed  = "malformed-json"
-	kindLatency    = "latency"
+	kind500          = "500"                // before: 500 with a Command error body
+	kind500After     = "500-after"          // after: the work is done, the answer is a 500
+	kind503          = "503"                // before: 503 HTML from a load balancer, Retry-After if set
+	kind429          = "429"                // before: 429 with Retry-After (default 1s)
+	kindHTMLError    = "html-error"         // before: an IIS/proxy HTML error page (status, default 502)
+	kindWrongType    = "wrong-content-type" // before: 200 text/html, a proxy's login page
+	kindResetBefore  = "reset-before"       // before: TCP RST, no answer
+	kindResetAfter   = "reset-after"        // after: TCP RST instead of the answer
+	kindDropBefore   = "drop-before"        // before: connection closed, no answer
+	kindDropAfter    = "drop-after"         // after: connection closed instead of the answer
+	kindMalformed    = "malformed-json"     // after: 200 with JSON cut in half
+	kindSlowBody     = "slow-body"          // after: the answer trickles over delay (default 1s)
+	kindLatency      = "latency"            // before: delay (default 500ms), then the next rule or the request
+	kindRestart      = "restart"            // before: the simulator restarts, down for delay (default 2s)
+	defaultHTMLError = http.StatusBadGateway
 )
 
-var faultKinds = []string{kind500, kind503, kind429, kindDropBefore, kindDropAfter, kindSlowBody, kindMalformed, kindLatency}
+var faultKinds = []string{kind500, kind500After, kind503, kind429, kindHTMLError, kindWrongType,
+	kindResetBefore, kindResetAfter, kindDropBefore, kindDropAfter, kindMalformed, kindSlowBody,
+	kindLatency, kindRestart}
 
 // endpointKeys are the keys faults and the ledger use for routes.
-var endpointKeys = []string{"status", "permissions", "certificate", "certificates", "stores", "store", "renew", "deploy", "token", "*"}
+var endpointKeys = []string{"status", "permissions", "certificate", "certificates", "stores", "store",
+	"storetypes", "renew", "deploy", "token", "workflow", "jobhistory", "*"}
 
 // Defaults for fault parameters.
 const (
 	defaultRetryAfter   = time.Second
 	defaultLatency      = 500 * time.Millisecond
 	defaultSlowBodyTime = time.Second
+	defaultDowntime     = 2 * time.Second
 )
 
 // FaultRule injects one kind of failure into requests of one endpoint.
@@ -45,11 +58,12 @@ const (
 // look at the request too, any other kind ends the search.
 type FaultRule struct {
 	Endpoint    string // an endpoint key ("renew", "deploy", …) or "*"
-	Kind        string // 500, 503, 429, drop-before, drop-after, slow-body, malformed-json, latency
+	Kind        string // one of the kinds above
 	Times, Skip int
 	Probability float64
 	RetryAfter  time.Duration // 429 (default 1s) and 503 (none by default): the Retry-After header
-	Delay       time.Duration // latency (default 500ms), slow-body (default 1s)
+	Delay       time.Duration // latency (500ms), slow-body (1s), restart downtime (2s)
+	Status      int           // html-error: the status of the page (default 502)
 }
 
 // String renders the rule in the spec syntax ParseFault reads.
@@ -70,6 +84,9 @@ func (r FaultRule) String() string {
 	if r.Delay > 0 {
 		opts = append(opts, "delay="+r.Delay.String())
 	}
+	if r.Status > 0 {
+		opts = append(opts, "status="+strconv.Itoa(r.Status))
+	}
 	s := r.Endpoint + ":" + r.Kind
 	if len(opts) > 0 {
 		s += ":" + strings.Join(opts, ",")
@@ -78,18 +95,19 @@ func (r FaultRule) String() string {
 }
 
 // ParseFault reads "ENDPOINT:KIND[:key=val,...]", e.g. "renew:drop-after:times=1",
-// "deploy:429:times=3,retry-after=1s", "*:503:p=0.1". Keys: times, skip,
-// p (or probability), retry-after, delay.
+// "deploy:429:times=3,retry-after=1s", "*:503:p=0.1", "certificates:html-error:status=504",
+// "*:restart:times=1,delay=3s". Keys: times, skip, p (or probability),
+// retry-after, delay, status.
 func ParseFault(spec string) (FaultRule, error) {
 	parts := strings.SplitN(strings.TrimSpace(spec), ":", 3)
 	if len(parts) < 2 {
 		return FaultRule{}, fmt.Errorf("parse fault %q: want ENDPOINT:KIND[:key=val,...]", spec)
 	}
 	r := FaultRule{Endpoint: strings.ToLower(strings.TrimSpace(parts[0])), Kind: strings.ToLower(strings.TrimSpace(parts[1]))}
-	if !contains(endpointKeys, r.Endpoint) {
+	if !slices.Contains(endpointKeys, r.Endpoint) {
 		return FaultRule{}, fmt.Errorf("parse fault %q: unknown endpoint %q (want one of %s)", spec, parts[0], strings.Join(endpointKeys, ", "))
 	}
-	if !contains(faultKinds, r.Kind) {
+	if !slices.Contains(faultKinds, r.Kind) {
 		return FaultRule{}, fmt.Errorf("parse fault %q: unknown kind %q (want one of %s)", spec, parts[1], strings.Join(faultKinds, ", "))
 	}
 	if len(parts) == 3 && strings.TrimSpace(parts[2]) != "" {
@@ -114,8 +132,13 @@ func ParseFault(spec string) (FaultRule, error) {
 				r.RetryAfter, err = positiveDuration(v)
 			case "delay":
 				r.Delay, err = positiveDuration(v)
+			case "status":
+				r.Status, err = strconv.Atoi(v)
+				if err == nil && (r.Status < 400 || r.Status > 599) {
+					err = fmt.Errorf("want an error status 400–599")
+				}
 			default:
-				return FaultRule{}, fmt.Errorf("parse fault %q: unknown option %q (want times, skip, p, retry-after, delay)", spec, k)
+				return FaultRule{}, fmt.Errorf("parse fault %q: unknown option %q (want times, skip, p, retry-after, delay, status)", spec, k)
 			}
 			if err != nil {
 				return FaultRule{}, fmt.Errorf("parse fault %q: %s=%q: %w", spec, k, v, err)
@@ -123,15 +146,6 @@ func ParseFault(spec string) (FaultRule, error) {
 		}
 	}
 	return r, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func nonNegative(v string) (int, error) {
@@ -169,7 +183,7 @@ func (s *Server) SetFaults(rules ...FaultRule) {
 	s.faults = nil
 	for _, r := range rules {
 		r.Endpoint, r.Kind = strings.ToLower(r.Endpoint), strings.ToLower(r.Kind)
-		if !contains(faultKinds, r.Kind) {
+		if !slices.Contains(faultKinds, r.Kind) {
 			s.logf("kfsim: ignoring fault %s: unknown kind", r)
 			continue
 		}
@@ -217,30 +231,55 @@ func (s *Server) pickFault(key string) (FaultRule, time.Duration) {
 	return FaultRule{}, delay
 }
 
-// isPostFault reports whether a fault kind lets the request be processed
-// and then spoils the answer.
-func isPostFault(kind string) bool {
-	return kind == kindDropAfter || kind == kindSlowBody || kind == kindMalformed
+// isAfter reports whether a fault kind lets the request be processed and
+// then spoils the answer.
+func isAfter(kind string) bool {
+	switch kind {
+	case kind500After, kindResetAfter, kindDropAfter, kindMalformed, kindSlowBody:
+		return true
+	}
+	return false
 }
 
-// preFault answers instead of processing and returns the status sent, 0 for
-// a dropped connection.
-func preFault(w http.ResponseWriter, r FaultRule) int {
+// losesAnswer reports whether the client of a processed request gets no
+// usable answer.
+func losesAnswer(kind string) bool {
+	return isAfter(kind) && kind != kindSlowBody
+}
+
+// beforeStatus is the status a before-fault sends, 0 for none.
+func beforeStatus(r FaultRule) int {
+	switch r.Kind {
+	case kind500:
+		return http.StatusInternalServerError
+	case kind503:
+		return http.StatusServiceUnavailable
+	case kind429:
+		return http.StatusTooManyRequests
+	case kindHTMLError:
+		if r.Status > 0 {
+			return r.Status
+		}
+		return defaultHTMLError
+	case kindWrongType:
+		return http.StatusOK
+	}
+	return 0
+}
+
+// writeBefore answers for a before-fault.
+func writeBefore(w http.ResponseWriter, r FaultRule) {
 	switch r.Kind {
 	case kind500:
 		writeResponse(w, errorResponse(http.StatusInternalServerError, codeInternal, "An unexpected error occurred (kfsim injected fault)."))
-		return http.StatusInternalServerError
 	case kind503:
 		// What a load balancer in front of IIS sends: HTML, not a Command
 		// error.
-		h := http.Header{}
-		h.Set("Content-Type", "text/html; charset=utf-8")
+		resp := htmlResponse(http.StatusServiceUnavailable, "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>")
 		if r.RetryAfter > 0 {
-			h.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
+			resp.header.Set("Retry-After", retryAfterSeconds(r.RetryAfter))
 		}
-		writeResponse(w, response{status: http.StatusServiceUnavailable, header: h,
-			body: []byte("<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>")})
-		return http.StatusServiceUnavailable
+		writeResponse(w, resp)
 	case kind429:
 		ra := r.RetryAfter
 		if ra == 0 {
@@ -249,10 +288,26 @@ func preFault(w http.ResponseWriter, r FaultRule) int {
 		resp := errorResponse(http.StatusTooManyRequests, codeInternal, "Too many requests (kfsim injected fault).")
 		resp.header.Set("Retry-After", retryAfterSeconds(ra))
 		writeResponse(w, resp)
-		return http.StatusTooManyRequests
+	case kindHTMLError:
+		status := beforeStatus(r)
+		text := strconv.Itoa(status) + " - " + http.StatusText(status)
+		writeResponse(w, htmlResponse(status, `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN">`+
+			"<html><head><title>"+text+"</title></head><body><div id=\"header\"><h1>Server Error</h1></div>"+
+			"<div id=\"content\"><h2>"+text+"</h2><h3>The web server reported an error while acting as a gateway or proxy.</h3></div></body></html>"))
+	case kindWrongType:
+		writeResponse(w, htmlResponse(http.StatusOK, "<html><head><title>Sign in</title></head><body>"+
+			"<form method=\"post\" action=\"/login\"><input name=\"username\"><input name=\"password\" type=\"password\"></form></body></html>"))
+	case kindResetBefore:
+		resetConnection(w)
+	default:
+		dropConnection(w)
 	}
-	dropConnection(w)
-	return 0
+}
+
+func htmlResponse(status int, body string) response {
+	h := http.Header{}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	return response{status: status, header: h, body: []byte(body)}
 }
 
 // retryAfterSeconds renders d as whole seconds, rounded up, since
@@ -261,7 +316,8 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
-// dropConnection closes the client's connection without an answer.
+// dropConnection closes the client's connection without an answer (an
+// orderly FIN).
 func dropConnection(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {
 		if conn, _, err := hj.Hijack(); err == nil {
@@ -271,6 +327,29 @@ func dropConnection(w http.ResponseWriter) {
 	}
 	// HTTP/2 or a wrapped writer: abort the response instead.
 	panic(http.ErrAbortHandler)
+}
+
+// resetConnection aborts the client's connection with a TCP RST: SO_LINGER
+// zero makes Close discard the socket instead of shutting it down.
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	raw := conn
+	if nc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		raw = nc.NetConn() // a *tls.Conn
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+		_ = tcp.Close()
+		return
+	}
+	_ = conn.Close()
 }
 
 // writeMalformed sends 200 with the first half of the body: JSON that ends
@@ -287,9 +366,10 @@ func writeMalformed(w http.ResponseWriter, resp response) {
 	writeResponse(w, response{status: http.StatusOK, header: h, body: body})
 }
 
-// writeSlowly sends the answer in pieces spread over d; it stops when the
-// client goes away.
-func writeSlowly(ctx context.Context, w http.ResponseWriter, resp response, d time.Duration) {
+// writeSlowly sends the answer in pieces spread over d. It reports whether
+// the whole answer went out, and whether the simulator restarted meanwhile
+// (the caller then resets the connection, after noting the loss).
+func writeSlowly(ctx context.Context, restarted <-chan struct{}, waiting func(), w http.ResponseWriter, resp response, d time.Duration) (whole, restart bool) {
 	if d <= 0 {
 		d = defaultSlowBodyTime
 	}
@@ -300,17 +380,27 @@ func writeSlowly(ctx context.Context, w http.ResponseWriter, resp response, d ti
 	w.WriteHeader(resp.status)
 	flusher, _ := w.(http.Flusher)
 	const pieces = 10
-	step := (len(resp.body) + pieces - 1) / pieces
-	for off := 0; off < len(resp.body); off += max(step, 1) {
-		if off > 0 && keyfactor.Sleep(ctx, d/pieces) != nil {
-			return
+	step := max((len(resp.body)+pieces-1)/pieces, 1)
+	for off := 0; off < len(resp.body); off += step {
+		if off > 0 {
+			if waiting != nil {
+				waiting()
+			}
+			switch err := sleep(ctx, restarted, d/pieces); err {
+			case nil:
+			case errRestarted:
+				return false, true
+			default:
+				return false, false
+			}
 		}
-		end := min(off+max(step, 1), len(resp.body))
+		end := min(off+step, len(resp.body))
 		if _, err := w.Write(resp.body[off:end]); err != nil {
-			return
+			return false, false
 		}
 		if flusher != nil {
 			flusher.Flush()
 		}
 	}
+	return true, false
 }

@@ -3,14 +3,14 @@ package kfsim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 func TestParseFault(t *testing.T) {
@@ -25,6 +25,13 @@ func TestParseFault(t *testing.T) {
 		{spec: " Certificate:Latency:delay=250ms, skip=2 ", want: FaultRule{Endpoint: "certificate", Kind: "latency", Delay: 250 * time.Millisecond, Skip: 2}},
 		{spec: "stores:slow-body:delay=2s,probability=1", want: FaultRule{Endpoint: "stores", Kind: "slow-body", Delay: 2 * time.Second, Probability: 1}},
 		{spec: "token:malformed-json", want: FaultRule{Endpoint: "token", Kind: "malformed-json"}},
+		{spec: "certificates:html-error:status=504", want: FaultRule{Endpoint: "certificates", Kind: "html-error", Status: 504}},
+		{spec: "*:restart:times=1,delay=3s", want: FaultRule{Endpoint: "*", Kind: "restart", Times: 1, Delay: 3 * time.Second}},
+		{spec: "deploy:500-after", want: FaultRule{Endpoint: "deploy", Kind: "500-after"}},
+		{spec: "workflow:reset-after:skip=2", want: FaultRule{Endpoint: "workflow", Kind: "reset-after", Skip: 2}},
+		{spec: "jobhistory:wrong-content-type", want: FaultRule{Endpoint: "jobhistory", Kind: "wrong-content-type"}},
+		{spec: "storetypes:reset-before", want: FaultRule{Endpoint: "storetypes", Kind: "reset-before"}},
+		{spec: "renew:html-error:status=200", wantErr: "400–599"},
 		{spec: "renew", wantErr: "want ENDPOINT:KIND"},
 		{spec: "renewal:500", wantErr: `unknown endpoint "renewal"`},
 		{spec: "renew:404", wantErr: `unknown kind "404"`},
@@ -84,14 +91,14 @@ func TestErrorStatusFaults(t *testing.T) {
 		t.Run(tc.spec, func(t *testing.T) {
 			h := newHarness(t, Options{})
 			h.sim.SetFaults(mustFault(t, tc.spec))
-			res := h.call("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100})
+			res := h.call("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100})
 			if res.status != tc.wantStatus {
 				t.Fatalf("status = %d, want %d", res.status, tc.wantStatus)
 			}
 			if got := res.header.Get("Retry-After"); got != tc.wantRetryAfter {
 				t.Errorf("Retry-After = %q, want %q", got, tc.wantRetryAfter)
 			}
-			var e keyfactor.ErrorBody
+			var e wireError
 			if isJSON := json.Unmarshal(res.body, &e) == nil; isJSON != tc.wantJSON {
 				t.Errorf("body JSON = %v, want %v: %s", isJSON, tc.wantJSON, res.body)
 			}
@@ -157,7 +164,7 @@ func TestProbabilityFaultsReproducible(t *testing.T) {
 func TestDropBefore(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "renew:drop-before:times=1"))
-	if _, err := h.try("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100}, true); err == nil {
+	if _, err := h.try("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100}, true); err == nil {
 		t.Fatal("dropped request returned no error")
 	}
 	l := h.sim.Ledger()
@@ -167,13 +174,13 @@ func TestDropBefore(t *testing.T) {
 	if r := l.Requests[0]; r.Fault != "drop-before" || r.Status != 0 || r.Endpoint != "renew" {
 		t.Errorf("ledger request = %+v", r)
 	}
-	h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100}) // times=1: the next one passes
+	h.renew(alice, wireRenewalRequest{CertificateId: 100}) // times=1: the next one passes
 }
 
 func TestDropAfterCommitsRenewal(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "renew:drop-after:times=1"))
-	if _, err := h.try("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100}, true); err == nil {
+	if _, err := h.try("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100}, true); err == nil {
 		t.Fatal("dropped response returned no error")
 	}
 	l := h.sim.Ledger()
@@ -185,7 +192,7 @@ func TestDropAfterCommitsRenewal(t *testing.T) {
 	}
 	// The certificate exists and can be found, as a recovering client would.
 	newID := l.Renewals[0].NewCertificateId
-	certs := decode[[]keyfactor.Certificate](t, h.call("GET", "Certificates?pq.queryString=CertRequestId+-eq+"+itoa(l.Renewals[0].RequestId), alice, nil), 200)
+	certs := decode[[]wireCertificate](t, h.call("GET", "Certificates?pq.queryString=CertRequestId+-eq+"+itoa(l.Renewals[0].RequestId), alice, nil), 200)
 	if len(certs) != 1 || certs[0].Id != newID {
 		t.Errorf("lookup by request id = %+v", certs)
 	}
@@ -194,8 +201,8 @@ func TestDropAfterCommitsRenewal(t *testing.T) {
 func TestMalformedJSON(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "renew:malformed-json"))
-	res := h.call("POST", "Enrollment/Renew", alice, keyfactor.RenewalRequest{CertificateId: 100})
-	var v keyfactor.RenewalResponse
+	res := h.call("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100})
+	var v renewAnswer
 	if res.status != 200 || json.Unmarshal(res.body, &v) == nil {
 		t.Fatalf("status %d body %s: want 200 and undecodable JSON", res.status, res.body)
 	}
@@ -207,7 +214,7 @@ func TestMalformedJSON(t *testing.T) {
 func TestSlowBody(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.sim.SetFaults(mustFault(t, "certificate:slow-body:delay=50ms"))
-	c := decode[keyfactor.Certificate](t, h.call("GET", "Certificates/100", alice, nil), 200)
+	c := decode[wireCertificate](t, h.call("GET", "Certificates/100", alice, nil), 200)
 	if c.Id != 100 {
 		t.Errorf("certificate = %+v", c)
 	}
@@ -276,5 +283,136 @@ func TestStarFaultCoversToken(t *testing.T) {
 	}
 	if r := h.sim.Ledger().Requests[0]; r.Endpoint != "token" || r.Fault != "503" {
 		t.Errorf("ledger request = %+v", r)
+	}
+}
+
+// TestBeforeFaultAnswers checks what a client sees from each fault that
+// answers instead of Command: a Command error, or a page from something in
+// front of it.
+func TestBeforeFaultAnswers(t *testing.T) {
+	tests := []struct {
+		spec        string
+		status      int
+		contentType string
+		bodyHas     string
+	}{
+		{"certificates:500", 500, "application/json", `"ErrorCode":"0x`},
+		{"certificates:html-error", 502, "text/html", "502 - Bad Gateway"},
+		{"certificates:html-error:status=504", 504, "text/html", "504 - Gateway Timeout"},
+		{"certificates:wrong-content-type", 200, "text/html", "<form"},
+		{"certificates:503", 503, "text/html", "Service Unavailable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			h := newHarness(t, Options{})
+			h.sim.SetFaults(mustFault(t, tc.spec))
+			res := h.call("GET", "Certificates", alice, nil)
+			if res.status != tc.status || !strings.HasPrefix(res.header.Get("Content-Type"), tc.contentType) || !strings.Contains(string(res.body), tc.bodyHas) {
+				t.Errorf("got %d %q %s, want %d %s containing %q", res.status, res.header.Get("Content-Type"), res.body, tc.status, tc.contentType, tc.bodyHas)
+			}
+		})
+	}
+}
+
+// TestFiveHundredAfterTheWork: the deploy's jobs exist although the client
+// was told 500.
+func TestFiveHundredAfterTheWork(t *testing.T) {
+	h := newHarness(t, Options{})
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
+	h.sim.SetFaults(mustFault(t, "deploy:500-after:times=1"))
+	res := h.call("POST", "Enrollment/PFX/Deploy", alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
+	wantError(t, res, 500, "after the work was done")
+	l := h.sim.Ledger()
+	if len(l.Deploys) != 1 || len(l.Jobs) != 1 || l.Requests[1].Fault != "500-after" || l.Requests[1].Status != 500 {
+		t.Errorf("ledger = %+v", l)
+	}
+}
+
+// setWall makes the harness's simulator read wall time from a variable the
+// test moves, so outages end when the test says.
+func (h *harness) setWall(c *ManualClock) {
+	h.sim.mu.Lock()
+	defer h.sim.mu.Unlock()
+	h.sim.outage.wall = c.Now
+}
+
+// waitingHook makes every wait of a request signal on the returned channel.
+func (h *harness) waitingHook() <-chan struct{} {
+	ch := make(chan struct{}, 16)
+	h.sim.mu.Lock()
+	defer h.sim.mu.Unlock()
+	h.sim.outage.waiting = func() { ch <- struct{}{} }
+	return ch
+}
+
+// TestRestart: a restart cuts the requests in flight (work committed stays
+// committed, its answer is lost), resets new ones while down, and keeps
+// Command's state: a renewal staged before it deploys after it.
+func TestRestart(t *testing.T) {
+	wall := NewManualClock(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	h := newHarness(t, Options{})
+	h.setWall(wall)
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 104})
+	waiting := h.waitingHook()
+
+	h.sim.SetFaults(mustFault(t, "certificate:latency:delay=1h"), mustFault(t, "renew:slow-body:delay=1h"))
+	errs := make(chan error, 2)
+	go func() {
+		_, err := h.try("GET", "Certificates/100", alice, nil, true)
+		errs <- err
+	}()
+	go func() {
+		_, err := h.try("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 100}, true)
+		errs <- err
+	}()
+	<-waiting
+	<-waiting // both in flight: one in its latency, one between pieces of its body
+	h.sim.Restart(time.Minute)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("request in flight: err = %v, want a reset", err)
+		}
+	}
+	h.sim.SetFaults()
+	if _, err := h.try("GET", "Certificates/100", alice, nil, true); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("request while down: err = %v, want a reset", err)
+	}
+	l := h.sim.Ledger()
+	if len(l.Renewals) != 2 || l.Renewals[0].ResponseLost || !l.Renewals[1].ResponseLost {
+		t.Errorf("renewals = %+v: the one cut mid-answer is committed with its answer lost", l.Renewals)
+	}
+	restarts := 0
+	for _, r := range l.Requests {
+		if r.Fault == "restart" {
+			restarts++
+		}
+	}
+	if restarts != 2 {
+		t.Errorf("%d requests recorded as cut by the restart, want 2 (in its latency, and while down): %+v", restarts, l.Requests)
+	}
+
+	wall.Advance(time.Minute)
+	got := h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: stores(storeK8s)})
+	if !slices.Equal(got.SuccessfulStores, []string{storeK8s}) {
+		t.Errorf("deploy after the restart = %+v: staging must survive", got)
+	}
+}
+
+func TestRestartFault(t *testing.T) {
+	wall := NewManualClock(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	h := newHarness(t, Options{})
+	h.setWall(wall)
+	h.sim.SetFaults(mustFault(t, "renew:restart:times=1,delay=30s"))
+	if _, err := h.try("POST", "Enrollment/Renew", alice, wireRenewalRequest{CertificateId: 104}, true); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("err = %v, want a reset", err)
+	}
+	// Down for every endpoint, not just the one that hit the fault.
+	if _, err := h.try("GET", "Status/Endpoints", alice, nil, true); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("while down: err = %v, want a reset", err)
+	}
+	wall.Advance(30 * time.Second)
+	h.renew(alice, wireRenewalRequest{CertificateId: 104})
+	if l := h.sim.Ledger(); len(l.Renewals) != 1 {
+		t.Errorf("renewals = %+v, want only the one after the restart", l.Renewals)
 	}
 }

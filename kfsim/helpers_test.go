@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 // Store ids of testdata/world.json.
@@ -22,6 +20,11 @@ const (
 	storeDB    = "22222222-2222-4222-8222-222222222222" // container 7, entry password
 	storeK8s   = "33333333-3333-4333-8333-333333333333" // no container
 	storeWeb02 = "44444444-4444-4444-8444-444444444444" // container 4
+	storeF5    = "55555555-5555-4555-8555-555555555555" // container 4, type 5: alias required
+	// storeUnapproved (container 4) and storeNoAgent (no container) take
+	// deploys whose jobs fail.
+	storeUnapproved = "66666666-6666-4666-8666-666666666666"
+	storeNoAgent    = "88888888-8888-4888-8888-888888888888"
 )
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -33,6 +36,10 @@ var (
 	carol = cred{`CORP\carol`, "carol-pw"}
 	dave  = cred{`CORP\dave`, "dave-pw"}
 	eve   = cred{"eve", "eve-pw"}
+	root  = cred{`CORP\root`, "root-pw"}   // "/"
+	sam   = cred{`CORP\sam`, "sam-pw"}     // "/certificates/", "/certificate_stores/"
+	frank = cred{`CORP\frank`, "frank-pw"} // collection 3 and container 4 only
+	olga  = cred{`CORP\olga`, "olga-pw"}   // alerts and agents read
 )
 
 type cred struct{ user, pass string }
@@ -48,6 +55,8 @@ type harness struct {
 	sim   *Server
 	clock *ManualClock
 	srv   *httptest.Server
+	// client makes one connection per request.
+	client *http.Client
 
 	mu   sync.Mutex
 	logs []string
@@ -74,6 +83,9 @@ func newHarness(t testing.TB, opts Options) *harness {
 	}
 	h.srv = httptest.NewServer(h.sim)
 	t.Cleanup(h.srv.Close)
+	transport := &http.Transport{DisableKeepAlives: true}
+	h.client = &http.Client{Transport: transport}
+	t.Cleanup(transport.CloseIdleConnections)
 	return h
 }
 
@@ -138,7 +150,10 @@ func (h *harness) try(method, path string, who cred, body any, header bool) (res
 	if who.user != "" {
 		req.Header.Set("Authorization", who.header())
 	}
-	resp, err := h.srv.Client().Do(req)
+	// A connection per request: Go's client retries an idempotent request
+	// once when a reused connection breaks, which would hide (and double)
+	// the faults these tests inject.
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return result{}, err
 	}
@@ -165,9 +180,9 @@ func decode[T any](t testing.TB, res result, want int) T {
 }
 
 // wantError checks a Command error answer.
-func wantError(t testing.TB, res result, status int, msgContains string) keyfactor.ErrorBody {
+func wantError(t testing.TB, res result, status int, msgContains string) wireError {
 	t.Helper()
-	e := decode[keyfactor.ErrorBody](t, res, status)
+	e := decode[wireError](t, res, status)
 	if !strings.HasPrefix(e.ErrorCode, "0x") {
 		t.Errorf("ErrorCode = %q, want 0x…", e.ErrorCode)
 	}
@@ -177,20 +192,42 @@ func wantError(t testing.TB, res result, status int, msgContains string) keyfact
 	return e
 }
 
-func (h *harness) renew(who cred, req keyfactor.RenewalRequest) keyfactor.RenewalResponse {
-	h.t.Helper()
-	return decode[keyfactor.RenewalResponse](h.t, h.call("POST", "Enrollment/Renew", who, req), http.StatusOK)
+// renewAnswer decodes a Renew answer as a client would, independently of
+// the simulator's own wire type.
+type renewAnswer struct {
+	KeyfactorId, KeyfactorRequestId        int
+	Thumbprint, SerialNumber               string
+	IssuerDN                               *string
+	RequestDisposition, DispositionMessage string
 }
 
-func (h *harness) deploy(who cred, req keyfactor.DeployRequest) keyfactor.DeployResponse {
+func (h *harness) renew(who cred, req wireRenewalRequest) renewAnswer {
 	h.t.Helper()
-	return decode[keyfactor.DeployResponse](h.t, h.call("POST", "Enrollment/PFX/Deploy", who, req), http.StatusOK)
+	return decode[renewAnswer](h.t, h.call("POST", "Enrollment/Renew", who, req), http.StatusOK)
 }
 
-func stores(ids ...string) []keyfactor.DeployStore {
-	out := make([]keyfactor.DeployStore, len(ids))
+// at returns t as a request time.
+func at(t time.Time) *wireTime { return &wireTime{t} }
+
+// holds reports whether locs has an entry in store under alias (any case).
+func holds(locs []Location, store, alias string) bool {
+	for _, l := range locs {
+		if strings.EqualFold(l.CertStoreId, store) && strings.EqualFold(l.Alias, alias) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *harness) deploy(who cred, req wireDeployRequest) wireDeployResponse {
+	h.t.Helper()
+	return decode[wireDeployResponse](h.t, h.call("POST", "Enrollment/PFX/Deploy", who, req), http.StatusOK)
+}
+
+func stores(ids ...string) []wireDeployStore {
+	out := make([]wireDeployStore, len(ids))
 	for i, id := range ids {
-		out[i] = keyfactor.DeployStore{StoreId: id}
+		out[i] = wireDeployStore{StoreId: id}
 	}
 	return out
 }

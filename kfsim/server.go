@@ -9,17 +9,15 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"runner/keyfactor"
 )
 
-// Error codes. Only 0xA0110008 (invalid value) and 0xA011004A (invalid sort
-// field) were seen in public sources; the rest are the simulator's own, in
-// the same shape, so a client cannot rely on particular values.
+// Error codes. Only 0xA0110008 (invalid value) was seen from a real server
+// and 0xA011004A (invalid sort field) in a mock; the rest are the
+// simulator's own, in the same shape, so a client cannot rely on particular
+// values.
 const (
 	codeMissingHeader = "0xA0110001"
 	codeNotFound      = "0xA0110005"
@@ -36,12 +34,8 @@ const (
 // request of this API comes close.
 const maxBody = 1 << 20
 
-// tokenLifetime is how long OAuth tokens live, in wall-clock time: the
-// client's token cache runs on wall time, so a driven test clock must not
-// expire tokens under it.
-const tokenLifetime = time.Hour
-
-// token is an issued OAuth access token.
+// token is an issued OAuth access token; it expires on the simulator's
+// clock.
 type token struct {
 	clientID string
 	expires  time.Time
@@ -56,8 +50,9 @@ type call struct {
 	param    string
 	identity string
 	perms    []string
+	roles    []string
 	now      time.Time
-	lost     bool // the client will not get the answer (drop-after, malformed-json)
+	lost     bool // the client will not get a usable answer
 }
 
 // response is a handler's answer, written after fault handling decides how.
@@ -81,22 +76,14 @@ type route struct {
 
 func always([]string) bool { return true }
 
-func hasAny(perm string) func([]string) bool {
-	p := strings.ToLower(strings.TrimSuffix(perm, "/"))
-	return func(perms []string) bool {
-		for _, x := range perms {
-			if strings.HasPrefix(strings.ToLower(x), p) {
-				return true
-			}
-		}
-		return false
-	}
+func anyScope(perm string) func([]string) bool {
+	return func(perms []string) bool { return hasAnyScope(perms, perm) }
 }
 
-func hasAll(perms ...string) func([]string) bool {
+func allOf(perms ...string) func([]string) bool {
 	return func(have []string) bool {
 		for _, p := range perms {
-			if !keyfactor.HasPermission(have, p, nil) {
+			if !hasPermission(have, p, nil) {
 				return false
 			}
 		}
@@ -109,24 +96,39 @@ var routes []route
 
 func init() {
 	routes = []route{
-		{method: "GET", segs: []string{"status", "endpoints"}, key: "status", template: "GET /Status/Endpoints", handle: (*Server).statusEndpoints, visible: always},
-		{method: "GET", segs: []string{"security", "my", "permissions"}, key: "permissions", template: "GET /Security/My/Permissions", handle: (*Server).myPermissions, visible: always},
-		{method: "GET", segs: []string{"certificates"}, key: "certificates", template: "GET /Certificates", handle: (*Server).listCertificates, visible: hasAll(keyfactor.PermCertificatesRead)},
-		{method: "GET", segs: []string{"certificates", "{id}"}, key: "certificate", template: "GET /Certificates/{id}", handle: (*Server).getCertificate, visible: hasAll(keyfactor.PermCertificatesRead)},
-		{method: "GET", segs: []string{"certificatestores"}, key: "stores", template: "GET /CertificateStores", handle: (*Server).listStores, visible: hasAny(keyfactor.PermStoresRead)},
-		{method: "GET", segs: []string{"certificatestores", "{id}"}, key: "store", template: "GET /CertificateStores/{id}", handle: (*Server).getStore, visible: hasAny(keyfactor.PermStoresRead)},
-		{method: "POST", segs: []string{"enrollment", "renew"}, key: "renew", template: "POST /Enrollment/Renew", handle: (*Server).renew, visible: hasAll(keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX)},
-		{method: "POST", segs: []string{"enrollment", "pfx", "deploy"}, key: "deploy", template: "POST /Enrollment/PFX/Deploy", handle: (*Server).deploy, visible: hasAll(keyfactor.PermEnrollPFX)},
+		{"GET", segs("Status/Endpoints"), "status", "GET /Status/Endpoints", (*Server).statusEndpoints, always},
+		{"GET", segs("Security/My/Permissions"), "permissions", "GET /Security/My/Permissions", (*Server).myPermissions, always},
+		{"GET", segs("Security/My"), "permissions", "GET /Security/My", (*Server).securityMy, always},
+		{"GET", segs("Certificates"), "certificates", "GET /Certificates", (*Server).listCertificates, anyScope(PermCertificatesRead)},
+		{"GET", segs("Certificates/{id}"), "certificate", "GET /Certificates/{id}", (*Server).getCertificate, anyScope(PermCertificatesRead)},
+		{"GET", segs("CertificateStores"), "stores", "GET /CertificateStores", (*Server).listStores, anyScope(PermStoresRead)},
+		{"GET", segs("CertificateStores/{id}"), "store", "GET /CertificateStores/{id}", (*Server).getStore, anyScope(PermStoresRead)},
+		{"GET", segs("CertificateStoreTypes"), "storetypes", "GET /CertificateStoreTypes", (*Server).listStoreTypes, anyScope(PermStoresRead)},
+		{"GET", segs("CertificateStoreTypes/{id}"), "storetypes", "GET /CertificateStoreTypes/{id}", (*Server).getStoreType, anyScope(PermStoresRead)},
+		{"GET", segs("CertificateStoreTypes/Name/{id}"), "storetypes", "GET /CertificateStoreTypes/Name/{name}", (*Server).getStoreTypeByName, anyScope(PermStoresRead)},
+		{"POST", segs("Enrollment/Renew"), "renew", "POST /Enrollment/Renew", (*Server).renew, allOf(PermEnrollPFX)},
+		{"POST", segs("Enrollment/PFX/Deploy"), "deploy", "POST /Enrollment/PFX/Deploy", (*Server).deploy, allOf(PermEnrollPFX)},
+		{"GET", segs("Workflow/Certificates/Pending"), "workflow", "GET /Workflow/Certificates/Pending", (*Server).pendingRequests, allOf(PermAlertsRead)},
+		{"GET", segs("Workflow/Certificates/Denied"), "workflow", "GET /Workflow/Certificates/Denied", (*Server).deniedRequests, allOf(PermAlertsRead)},
+		{"GET", segs("Workflow/Certificates/{id}"), "workflow", "GET /Workflow/Certificates/{id}", (*Server).requestDetails, allOf(PermAlertsRead)},
+		{"POST", segs("Workflow/Certificates/Approve"), "workflow", "POST /Workflow/Certificates/Approve", (*Server).approveRequests, allOf(PermAlertsRead)},
+		{"POST", segs("Workflow/Certificates/Deny"), "workflow", "POST /Workflow/Certificates/Deny", (*Server).denyRequests, allOf(PermAlertsRead)},
+		{"GET", segs("OrchestratorJobs/JobHistory"), "jobhistory", "GET /OrchestratorJobs/JobHistory", (*Server).jobHistory, allOf(PermAgentsRead)},
 	}
+}
+
+func segs(path string) []string {
+	return strings.Split(strings.ToLower(path), "/")
 }
 
 // endpoint is how ServeHTTP treats a request: which handler, under which
 // key, with which checks.
 type endpoint struct {
-	key    string
-	api    bool // needs credentials and x-keyfactor-requested-with
-	handle func(s *Server, c *call) response
-	param  string
+	key     string
+	api     bool // needs credentials and x-keyfactor-requested-with
+	handle  func(s *Server, c *call) response
+	param   string
+	unknown bool // not a route the simulator serves (404/405)
 }
 
 // ServeHTTP serves the API under BasePath and the simulator's own routes
@@ -139,7 +141,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveLedger(w)
 		return
 	case strings.HasPrefix(lower, "/_kfsim/approve/") && r.Method == http.MethodPost:
-		s.serveApprove(w, path[len("/_kfsim/approve/"):])
+		s.serveDecision(w, r, true, strings.Trim(path[len("/_kfsim/approve/"):], "/"))
+		return
+	case strings.HasPrefix(lower, "/_kfsim/deny/") && r.Method == http.MethodPost:
+		s.serveDecision(w, r, false, strings.Trim(path[len("/_kfsim/deny/"):], "/"))
 		return
 	case lower == "/_kfsim/oauth/token" && r.Method == http.MethodPost:
 		s.serve(w, r, endpoint{key: "token", handle: (*Server).issueToken})
@@ -148,29 +153,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, s.match(r.Method, path))
 }
 
-// match finds the route of a request; unknown routes get a handler that
-// answers 404 (405 for a known path with the wrong method) and logs loudly,
-// because a client calling an endpoint the simulator lacks is a bug to fix
-// on one side or the other.
+// match finds the route of a request. Among the routes whose path fits, the
+// most literal ones win (so /Workflow/Certificates/Pending is not read as
+// an id); a path that fits only with another method is 405. Everything else
+// gets a handler that answers 404 and logs loudly, because a client calling
+// an endpoint the simulator lacks is a bug to fix on one side or the other;
+// both are recorded in Ledger.UnknownRoutes.
 func (s *Server) match(method, path string) endpoint {
 	base := strings.ToLower(s.base) + "/"
 	if strings.HasPrefix(strings.ToLower(path), base) {
-		rest := strings.Trim(path[len(base):], "/")
-		segs := strings.Split(rest, "/")
+		parts := strings.Split(strings.Trim(path[len(base):], "/"), "/")
+		best, bestLiterals := -1, -1
 		var allowed []string
-		for _, rt := range routes {
-			param, ok := matchSegs(rt.segs, segs)
-			if !ok {
+		for i, rt := range routes {
+			literals, ok := matchSegs(rt.segs, parts)
+			if !ok || literals < bestLiterals {
 				continue
 			}
-			if rt.method != method {
+			if literals > bestLiterals {
+				best, bestLiterals, allowed = -1, literals, nil
+			}
+			if rt.method == method {
+				best = i
+			} else {
 				allowed = append(allowed, rt.method)
-				continue
 			}
-			return endpoint{key: rt.key, api: true, handle: rt.handle, param: param}
+		}
+		if best >= 0 {
+			rt := routes[best]
+			param, _ := routeParam(rt.segs, parts)
+			if !s.absent(rt) {
+				return endpoint{key: rt.key, api: true, handle: rt.handle, param: param}
+			}
+			return endpoint{key: rt.key, api: true, handle: func(s *Server, c *call) response {
+				return errorResponse(http.StatusNotFound, codeNoRoute, "No HTTP resource was found that matches the request URI '"+path+"'.")
+			}}
 		}
 		if len(allowed) > 0 {
-			return endpoint{key: "unknown", handle: func(s *Server, c *call) response {
+			return endpoint{key: "unknown", unknown: true, handle: func(s *Server, c *call) response {
 				s.logf("kfsim: method %s not allowed on %s (allowed: %s)", method, path, strings.Join(allowed, ", "))
 				resp := errorResponse(http.StatusMethodNotAllowed, codeNoRoute, "The requested resource does not support http method '"+method+"'.")
 				resp.header.Set("Allow", strings.Join(allowed, ", "))
@@ -178,30 +198,59 @@ func (s *Server) match(method, path string) endpoint {
 			}}
 		}
 	}
-	return endpoint{key: "unknown", handle: func(s *Server, c *call) response {
+	return endpoint{key: "unknown", unknown: true, handle: func(s *Server, c *call) response {
 		s.logf("kfsim: UNKNOWN ROUTE %s %s (the simulator serves %s under %s)", method, path, strings.Join(routeTemplates(), ", "), s.base)
 		return errorResponse(http.StatusNotFound, codeNoRoute, "No HTTP resource was found that matches the request URI '"+path+"'.")
 	}}
 }
 
-func matchSegs(pattern, segs []string) (string, bool) {
-	if len(pattern) != len(segs) {
-		return "", false
+// absent reports whether the options make a known route answer 404, as an
+// older or differently built Command without it would. Such a 404 is
+// expected by a client probing for the endpoint, so it is not an unknown
+// route.
+func (s *Server) absent(rt route) bool {
+	switch rt.template {
+	case "GET /Security/My/Permissions":
+		return s.opts.NoMyPermissions
+	case "GET /Security/My":
+		return s.opts.NoSecurityMy
 	}
-	var param string
+	return false
+}
+
+// matchSegs reports whether a route's pattern fits the path's segments, and
+// how many of them are literal.
+func matchSegs(pattern, parts []string) (int, bool) {
+	if len(pattern) != len(parts) {
+		return 0, false
+	}
+	literals := 0
 	for i, p := range pattern {
 		if p == "{id}" {
-			if segs[i] == "" {
-				return "", false
+			if parts[i] == "" {
+				return 0, false
 			}
-			param = segs[i]
 			continue
 		}
-		if !strings.EqualFold(p, segs[i]) {
-			return "", false
+		if !strings.EqualFold(p, parts[i]) {
+			return 0, false
+		}
+		literals++
+	}
+	return literals, true
+}
+
+func routeParam(pattern, parts []string) (string, bool) {
+	for i, p := range pattern {
+		if p == "{id}" {
+			v, err := url.PathUnescape(parts[i])
+			if err != nil {
+				return parts[i], true
+			}
+			return v, true
 		}
 	}
-	return param, true
+	return "", false
 }
 
 func routeTemplates() []string {
@@ -210,93 +259,6 @@ func routeTemplates() []string {
 		out[i] = rt.template
 	}
 	return out
-}
-
-// serve runs one request through latency, faults, authentication and its
-// handler, records it in the ledger, and writes (or loses) the answer.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint) {
-	ctx := r.Context()
-	var body []byte
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Body != nil {
-		// Keyfactor's Go client sends "null" on GETs; only bodies of other
-		// methods mean anything.
-		body, _ = io.ReadAll(io.LimitReader(r.Body, maxBody))
-	}
-
-	s.mu.Lock()
-	s.settle(s.now())
-	delay := s.latencyFixed
-	if s.latencyJitter > 0 {
-		delay += time.Duration(s.latencyRng.Int64N(int64(s.latencyJitter)))
-	}
-	identity, perms, authOK := s.authenticate(r)
-	rule, faultDelay := s.pickFault(ep.key)
-	s.mu.Unlock()
-	fault := rule.Kind
-
-	rec := Request{Method: r.Method, Path: r.URL.Path, Endpoint: ep.key, Identity: identity}
-	faultName := fault
-	if faultName == "" && faultDelay > 0 {
-		faultName = kindLatency
-	}
-	if err := keyfactor.Sleep(ctx, delay+faultDelay); err != nil {
-		// The client gave up while the server was "busy": nothing was
-		// processed and nobody is listening.
-		rec.Fault = faultName
-		s.record(rec)
-		return
-	}
-	if fault != "" && !isPostFault(fault) {
-		rec.Fault = fault
-		rec.Status = preFault(w, rule)
-		s.record(rec)
-		return
-	}
-
-	s.mu.Lock()
-	now := s.now()
-	s.settle(now)
-	c := &call{r: r, query: lowerQuery(r.URL.Query()), body: body, param: ep.param,
-		identity: identity, perms: perms, now: now, lost: fault == kindDropAfter || fault == kindMalformed}
-	var resp response
-	switch {
-	case ep.api && !authOK:
-		resp = unauthorized()
-	case ep.api && r.Header.Get("x-keyfactor-requested-with") == "":
-		resp = errorResponse(http.StatusBadRequest, codeMissingHeader, "The 'x-keyfactor-requested-with' header is required; send 'APIClient'.")
-	default:
-		resp = ep.handle(s, c)
-	}
-	rec.At, rec.Identity, rec.Fault = now, c.identity, faultName
-	switch fault {
-	case kindDropAfter:
-		rec.Status = 0
-	case kindMalformed:
-		rec.Status = http.StatusOK
-	default:
-		rec.Status = resp.status
-	}
-	s.ledger.Requests = append(s.ledger.Requests, rec)
-	s.mu.Unlock()
-
-	switch fault {
-	case kindDropAfter:
-		dropConnection(w)
-	case kindMalformed:
-		writeMalformed(w, resp)
-	case kindSlowBody:
-		writeSlowly(ctx, w, resp, rule.Delay)
-	default:
-		writeResponse(w, resp)
-	}
-}
-
-// record appends a request to the ledger, stamped now.
-func (s *Server) record(rec Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec.At = s.now()
-	s.ledger.Requests = append(s.ledger.Requests, rec)
 }
 
 func lowerQuery(v url.Values) map[string]string {
@@ -318,8 +280,16 @@ func identityOf(u *User) string {
 	return u.Domain + `\` + u.Username
 }
 
-// authenticate checks Basic or Bearer credentials. Callers hold s.mu.
-func (s *Server) authenticate(r *http.Request) (identity string, perms []string, ok bool) {
+// principal is an authenticated caller.
+type principal struct {
+	identity string
+	perms    []string
+	roles    []string
+}
+
+// authenticate checks Basic or Bearer credentials; Bearer tokens expire on
+// the simulator's clock. Callers hold s.mu.
+func (s *Server) authenticate(r *http.Request, now time.Time) (principal, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
 	cred = strings.TrimSpace(cred)
@@ -327,11 +297,11 @@ func (s *Server) authenticate(r *http.Request) (identity string, perms []string,
 	case "basic":
 		raw, err := base64.StdEncoding.DecodeString(cred)
 		if err != nil {
-			return "", nil, false
+			return principal{}, false
 		}
 		name, pass, found := strings.Cut(string(raw), ":")
 		if !found {
-			return "", nil, false
+			return principal{}, false
 		}
 		domain, user, hasDomain := strings.Cut(name, `\`)
 		if !hasDomain {
@@ -346,21 +316,21 @@ func (s *Server) authenticate(r *http.Request) (identity string, perms []string,
 			u = s.users[userKey("", name)]
 		}
 		if u == nil || subtle.ConstantTimeCompare([]byte(u.Password), []byte(pass)) != 1 {
-			return "", nil, false
+			return principal{}, false
 		}
-		return identityOf(u), u.Permissions, true
+		return principal{identityOf(u), u.Permissions, u.Roles}, true
 	case "bearer":
 		t, found := s.tokens[cred]
-		if !found || time.Now().After(t.expires) {
-			return "", nil, false
+		if !found || !now.Before(t.expires) {
+			return principal{}, false
 		}
 		c := s.clients[t.clientID]
 		if c == nil {
-			return "", nil, false
+			return principal{}, false
 		}
-		return c.ClientID, c.Permissions, true
+		return principal{c.ClientID, c.Permissions, c.Roles}, true
 	}
-	return "", nil, false
+	return principal{}, false
 }
 
 // unauthorized answers like IIS in front of Command: a short text body, not
@@ -385,7 +355,7 @@ func jsonResponse(status int, v any) response {
 }
 
 func errorResponse(status int, code, message string) response {
-	return jsonResponse(status, keyfactor.ErrorBody{ErrorCode: code, Message: message})
+	return jsonResponse(status, wireError{ErrorCode: code, Message: message})
 }
 
 func forbidden(perm string) response {
@@ -408,7 +378,7 @@ func writeResponse(w http.ResponseWriter, resp response) {
 func (s *Server) statusEndpoints(c *call) response {
 	out := []string{}
 	for _, rt := range routes {
-		if rt.visible(c.perms) {
+		if rt.visible(c.perms) && !s.absent(rt) {
 			out = append(out, rt.template)
 		}
 	}
@@ -417,230 +387,19 @@ func (s *Server) statusEndpoints(c *call) response {
 
 // myPermissions answers GET /Security/My/Permissions.
 func (s *Server) myPermissions(c *call) response {
-	return jsonResponse(http.StatusOK, keyfactor.MyPermissions{Permissions: permissionsOf(c.perms)})
+	return jsonResponse(http.StatusOK, wireMyPermissions{Permissions: permissionList(c.perms)})
 }
 
-// getCertificate answers GET /Certificates/{id}.
-func (s *Server) getCertificate(c *call) response {
-	if !keyfactor.HasPermission(c.perms, keyfactor.PermCertificatesRead, nil) {
-		return forbidden(keyfactor.PermCertificatesRead)
-	}
-	id, err := strconv.Atoi(c.param)
-	if err != nil {
-		return errorResponse(http.StatusBadRequest, codeInvalid, "The value '"+c.param+"' is not a valid certificate id.")
-	}
-	withLocations, errResp := boolParam(c, "includeLocations")
-	if errResp != nil {
-		return *errResp
-	}
-	rec := s.certs[id]
-	if rec == nil {
-		return errorResponse(http.StatusNotFound, codeNotFound, "Certificate with id "+strconv.Itoa(id)+" was not found.")
-	}
-	return jsonResponse(http.StatusOK, copyCertificate(rec.cert, withLocations))
+// securityMy answers GET /Security/My in its v11.3 shape: the caller's
+// roles and the v1 {Area, Permission} pairs its permissions amount to.
+func (s *Server) securityMy(c *call) response {
+	roles := append([]string{}, c.roles...)
+	return jsonResponse(http.StatusOK, wireSecurityMy{Roles: roles, GlobalPermissions: globalPermissions(c.perms)})
 }
 
-// param returns the first of names present in the query (names are
-// matched without regard to case).
-func param(c *call, names ...string) (string, string, bool) {
-	for _, n := range names {
-		if v, ok := c.query[strings.ToLower(n)]; ok {
-			return n, v, true
-		}
-	}
-	return "", "", false
-}
-
-func boolParam(c *call, names ...string) (bool, *response) {
-	name, v, ok := param(c, names...)
-	if !ok || v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		r := errorResponse(http.StatusBadRequest, codeInvalid, "The value '"+v+"' is not valid for "+name+": want true or false.")
-		return false, &r
-	}
-	return b, nil
-}
-
-func intParam(c *call, def int, names ...string) (int, *response) {
-	name, v, ok := param(c, names...)
-	if !ok || v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		r := errorResponse(http.StatusBadRequest, codeInvalid, "The value '"+v+"' is not valid for "+name+": want an integer.")
-		return 0, &r
-	}
-	return n, nil
-}
-
-// paging reads pageReturned (1-based, default 1) and returnLimit (default
-// 50) under the given prefix or unprefixed.
-func paging(c *call, prefix string) (page, limit int, errResp *response) {
-	page, errResp = intParam(c, 1, prefix+".pageReturned", "PageReturned")
-	if errResp != nil {
-		return 0, 0, errResp
-	}
-	limit, errResp = intParam(c, 50, prefix+".returnLimit", "ReturnLimit")
-	if errResp != nil {
-		return 0, 0, errResp
-	}
-	return max(page, 1), max(limit, 1), nil
-}
-
-// pageOf returns the page of n items as a [start, end) range; past the end
-// it is empty.
-func pageOf(n, page, limit int) (int, int) {
-	start := (page - 1) * limit
-	if start >= n || start < 0 {
-		return n, n
-	}
-	return start, min(start+limit, n)
-}
-
-// listCertificates answers GET /Certificates.
-func (s *Server) listCertificates(c *call) response {
-	if !keyfactor.HasPermission(c.perms, keyfactor.PermCertificatesRead, nil) {
-		return forbidden(keyfactor.PermCertificatesRead)
-	}
-	_, q, _ := param(c, "pq.queryString", "QueryString")
-	clauses, err := parseQuery(q, certificateFields)
-	if err != nil {
-		return errorResponse(http.StatusBadRequest, codeQuery, "Invalid query: "+err.Error())
-	}
-	page, limit, errResp := paging(c, "pq")
-	if errResp != nil {
-		return *errResp
-	}
-	withLocations, errResp := boolParam(c, "includeLocations")
-	if errResp != nil {
-		return *errResp
-	}
-	includeExpired, errResp := boolParam(c, "pq.includeExpired", "IncludeExpired")
-	if errResp != nil {
-		return *errResp
-	}
-	sortField := certificateFields["id"]
-	if _, name, ok := param(c, "pq.sortField", "SortField"); ok && name != "" {
-		f, known := certificateFields[strings.ToLower(name)]
-		if !known {
-			return errorResponse(http.StatusBadRequest, codeSort, "Invalid sort field: "+name+".")
-		}
-		sortField = f
-	}
-	desc, errResp := intParam(c, 0, "pq.sortAscending", "SortAscending")
-	if errResp != nil {
-		return *errResp
-	}
-
-	var found []*keyfactor.Certificate
-	for _, id := range s.sortedCertIDs() {
-		cert := &s.certs[id].cert
-		if !includeExpired && cert.NotAfter.Before(c.now) {
-			// Command leaves expired certificates out unless asked.
-			continue
-		}
-		if matches(clauses, func(f string) fieldValue { return certificateValue(cert, f) }) {
-			found = append(found, cert)
-		}
-	}
-	sort.SliceStable(found, func(a, b int) bool {
-		cmp := compareValues(sortField.kind, certificateValue(found[a], sortField.name), certificateValue(found[b], sortField.name))
-		if desc == 1 {
-			return cmp > 0
-		}
-		return cmp < 0
-	})
-	start, end := pageOf(len(found), page, limit)
-	out := make([]keyfactor.Certificate, 0, end-start)
-	for _, cert := range found[start:end] {
-		out = append(out, copyCertificate(*cert, withLocations))
-	}
-	resp := jsonResponse(http.StatusOK, out)
-	resp.header.Set("X-Total-Count", strconv.Itoa(len(found)))
-	return resp
-}
-
-// canReadStore reports whether perms allow reading st: globally or for its
-// container.
-func canReadStore(perms []string, st *Store) bool {
-	return keyfactor.HasPermission(perms, keyfactor.PermStoresRead, containerPtr(st))
-}
-
-func containerPtr(st *Store) *int {
-	if st.ContainerId == 0 {
-		return nil
-	}
-	id := st.ContainerId
-	return &id
-}
-
-// storeModel renders a store as GET /CertificateStores does.
-func (s *Server) storeModel(st *Store) keyfactor.CertificateStore {
-	m := keyfactor.CertificateStore{
-		Id:            st.Id,
-		ContainerId:   containerPtr(st),
-		DisplayName:   st.ClientMachine + " - " + st.StorePath,
-		ClientMachine: st.ClientMachine,
-		Storepath:     st.StorePath,
-		CertStoreType: st.CertStoreType,
-		Approved:      true,
-		Properties:    "{}",
-	}
-	if ct := s.containers[st.ContainerId]; ct != nil {
-		m.ContainerName = ct.Name
-	}
-	return m
-}
-
-// listStores answers GET /CertificateStores with the stores the caller may
-// read.
-func (s *Server) listStores(c *call) response {
-	_, q, _ := param(c, "certificateStoreQuery.queryString", "QueryString")
-	clauses, err := parseQuery(q, storeFields)
-	if err != nil {
-		return errorResponse(http.StatusBadRequest, codeQuery, "Invalid query: "+err.Error())
-	}
-	page, limit, errResp := paging(c, "certificateStoreQuery")
-	if errResp != nil {
-		return *errResp
-	}
-	var found []*Store
-	for _, id := range s.storeOrder {
-		st := s.stores[id]
-		if !canReadStore(c.perms, st) {
-			continue
-		}
-		if matches(clauses, func(f string) fieldValue { return storeValue(st, f) }) {
-			found = append(found, st)
-		}
-	}
-	start, end := pageOf(len(found), page, limit)
-	out := make([]keyfactor.CertificateStore, 0, end-start)
-	for _, st := range found[start:end] {
-		out = append(out, s.storeModel(st))
-	}
-	resp := jsonResponse(http.StatusOK, out)
-	resp.header.Set("X-Total-Count", strconv.Itoa(len(found)))
-	return resp
-}
-
-// getStore answers GET /CertificateStores/{id}.
-func (s *Server) getStore(c *call) response {
-	st := s.stores[strings.ToLower(c.param)]
-	if st == nil {
-		return errorResponse(http.StatusNotFound, codeNotFound, "Certificate store with id "+c.param+" was not found.")
-	}
-	if !canReadStore(c.perms, st) {
-		return forbidden(keyfactor.PermStoresRead)
-	}
-	return jsonResponse(http.StatusOK, s.storeModel(st))
-}
-
-// issueToken answers POST /_kfsim/oauth/token (client credentials).
+// issueToken answers POST /_kfsim/oauth/token (client credentials). The
+// token lives Options.TokenLifetime on the simulator's clock; expires_in
+// says so.
 func (s *Server) issueToken(c *call) response {
 	oauthError := func(status int, code string) response {
 		r := jsonResponse(status, map[string]string{"error": code})
@@ -677,28 +436,24 @@ func (s *Server) issueToken(c *call) response {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	tok := hex.EncodeToString(b)
-	s.tokens[tok] = token{clientID: cl.ClientID, expires: time.Now().Add(tokenLifetime)}
+	s.tokens[tok] = token{clientID: cl.ClientID, expires: c.now.Add(s.tokenLifetime)}
 	c.identity = cl.ClientID
 	r := jsonResponse(http.StatusOK, map[string]any{
 		"access_token": tok,
 		"token_type":   "Bearer",
-		"expires_in":   int(tokenLifetime / time.Second),
+		"expires_in":   int(s.tokenLifetime / time.Second),
 	})
 	r.header.Set("Cache-Control", "no-store")
 	return r
 }
 
-// serveApprove answers POST /_kfsim/approve/{requestId}.
-func (s *Server) serveApprove(w http.ResponseWriter, idText string) {
-	id, err := strconv.Atoi(strings.Trim(idText, "/"))
-	if err != nil {
-		writeResponse(w, errorResponse(http.StatusBadRequest, codeInvalid, "request id "+strconv.Quote(idText)+" is not an integer"))
-		return
+// readBody reads a request body for methods that carry one; Keyfactor's Go
+// client sends "null" on GETs, and only bodies of other methods mean
+// anything.
+func readBody(r *http.Request) []byte {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Body == nil {
+		return nil
 	}
-	certID, err := s.Approve(id)
-	if err != nil {
-		writeResponse(w, errorResponse(http.StatusNotFound, codeNotFound, err.Error()))
-		return
-	}
-	writeResponse(w, jsonResponse(http.StatusOK, map[string]int{"CertificateId": certID, "RequestId": id}))
+	b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	return b
 }

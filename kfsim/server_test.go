@@ -8,8 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"runner/keyfactor"
+	"time"
 )
 
 func TestBasePathVariants(t *testing.T) {
@@ -40,7 +39,7 @@ func TestBasePathVariants(t *testing.T) {
 			}
 			if tc.want == 200 {
 				eps := decode[[]string](t, res, 200)
-				if !contains(eps, "GET /Certificates/{id}") {
+				if !slices.Contains(eps, "GET /Certificates/{id}") {
 					t.Errorf("endpoints %q lack GET /Certificates/{id}", eps)
 				}
 			}
@@ -121,12 +120,12 @@ func TestForbidden(t *testing.T) {
 		body   any
 		perm   string
 	}{
-		{"get certificate without read", eve, "GET", "Certificates/100", nil, keyfactor.PermCertificatesRead},
-		{"list certificates without read", eve, "GET", "Certificates", nil, keyfactor.PermCertificatesRead},
-		{"renew without pfx", dave, "POST", "Enrollment/Renew", keyfactor.RenewalRequest{CertificateId: 100}, keyfactor.PermEnrollPFX},
-		{"renew without read", eve, "POST", "Enrollment/Renew", keyfactor.RenewalRequest{CertificateId: 100}, keyfactor.PermCertificatesRead},
-		{"deploy without pfx", dave, "POST", "Enrollment/PFX/Deploy", keyfactor.DeployRequest{CertificateId: 100, Stores: stores(storeK8s)}, keyfactor.PermEnrollPFX},
-		{"store of another container", carol, "GET", "CertificateStores/" + storeDB, nil, keyfactor.PermStoresRead},
+		{"get certificate without read", eve, "GET", "Certificates/100", nil, PermCertificatesRead},
+		{"list certificates without read", eve, "GET", "Certificates", nil, PermCertificatesRead},
+		{"renew without pfx", dave, "POST", "Enrollment/Renew", wireRenewalRequest{CertificateId: 100}, PermEnrollPFX},
+		{"renew without read", eve, "POST", "Enrollment/Renew", wireRenewalRequest{CertificateId: 100}, PermCertificatesRead},
+		{"deploy without pfx", dave, "POST", "Enrollment/PFX/Deploy", wireDeployRequest{CertificateId: 100, Stores: stores(storeK8s)}, PermEnrollPFX},
+		{"store of another container", carol, "GET", "CertificateStores/" + storeDB, nil, PermStoresRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,12 +178,12 @@ func TestStatusEndpointsFollowPermissions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			eps := decode[[]string](t, h.call("GET", "Status/Endpoints", tc.who, nil), 200)
 			for _, w := range tc.want {
-				if !contains(eps, w) {
+				if !slices.Contains(eps, w) {
 					t.Errorf("missing %q in %q", w, eps)
 				}
 			}
 			for _, w := range tc.notWant {
-				if contains(eps, w) {
+				if slices.Contains(eps, w) {
 					t.Errorf("unexpected %q in %q", w, eps)
 				}
 			}
@@ -194,12 +193,12 @@ func TestStatusEndpointsFollowPermissions(t *testing.T) {
 
 func TestMyPermissionsSortedAndDeduped(t *testing.T) {
 	h := newHarness(t, Options{})
-	got := decode[keyfactor.MyPermissions](t, h.call("GET", "Security/My/Permissions", alice, nil), 200)
+	got := decode[wireMyPermissions](t, h.call("GET", "Security/My/Permissions", alice, nil), 200)
 	want := []string{"/certificate_stores/read/", "/certificate_stores/schedule/", "/certificates/collections/read/", "/certificates/enrollment/pfx/"}
 	if !slices.Equal(got.Permissions, want) {
 		t.Errorf("Permissions = %q, want %q", got.Permissions, want)
 	}
-	got = decode[keyfactor.MyPermissions](t, h.call("GET", "Security/My/Permissions", eve, nil), 200)
+	got = decode[wireMyPermissions](t, h.call("GET", "Security/My/Permissions", eve, nil), 200)
 	if got.Permissions == nil || len(got.Permissions) != 0 {
 		t.Errorf("eve's Permissions = %#v, want []", got.Permissions)
 	}
@@ -243,7 +242,7 @@ func TestGetCertificate(t *testing.T) {
 			if string(raw["PrincipalId"]) != "null" {
 				t.Errorf("PrincipalId = %s, want null", raw["PrincipalId"])
 			}
-			c := decode[keyfactor.Certificate](t, res, 200)
+			c := decode[wireCertificate](t, res, 200)
 			if c.Id != 100 || c.IssuedCN != "web.example.com" || c.Thumbprint != "AA00000000000000000000000000000000000100" {
 				t.Errorf("certificate = %+v", c)
 			}
@@ -251,7 +250,7 @@ func TestGetCertificate(t *testing.T) {
 				t.Fatalf("Locations = %+v, want %d", c.Locations, tc.locations)
 			}
 			if tc.locations > 0 {
-				want := keyfactor.Location{StoreMachine: "web01.corp.example", StorePath: "My", StoreType: 2, Alias: "web", CertStoreId: storeWeb01}
+				want := Location{StoreMachine: "web01.corp.example", StorePath: "My", StoreType: 2, Alias: "web", CertStoreId: storeWeb01}
 				if c.Locations[0] != want {
 					t.Errorf("Location = %+v, want %+v", c.Locations[0], want)
 				}
@@ -269,24 +268,26 @@ func TestListCertificatesQuery(t *testing.T) {
 		wantTotal string
 		wantErr   string // substring of a 400 message
 	}{
-		{name: "all but expired", params: url.Values{}, wantIDs: []int{100, 101, 102, 104}, wantTotal: "4"},
-		{name: "include expired", params: url.Values{"pq.includeExpired": {"true"}}, wantIDs: []int{100, 101, 102, 103, 104}, wantTotal: "5"},
+		{name: "all but expired and revoked", params: url.Values{}, wantIDs: []int{100, 101, 102, 104, 105, 106}, wantTotal: "6"},
+		{name: "include expired", params: url.Values{"pq.includeExpired": {"true"}}, wantIDs: []int{100, 101, 102, 103, 104, 105, 106}, wantTotal: "7"},
+		{name: "include revoked unprefixed", params: url.Values{"includeRevoked": {"true"}}, wantIDs: []int{100, 101, 102, 104, 105, 106, 107}, wantTotal: "7"},
 		{name: "thumbprint any case", params: url.Values{"pq.queryString": {`Thumbprint -eq "aa00000000000000000000000000000000000100"`}}, wantIDs: []int{100}, wantTotal: "1"},
 		{name: "issued cn", params: url.Values{"pq.queryString": {`IssuedCN -eq "legacy.example.com"`}}, wantIDs: []int{102}, wantTotal: "1"},
-		{name: "ne and gt joined by and", params: url.Values{"pq.queryString": {`Id -gt 100 and TemplateName -ne "Approved"`}}, wantIDs: []int{102, 104}, wantTotal: "2"},
+		{name: "ne and gt joined by and", params: url.Values{"pq.queryString": {`Id -gt 100 and TemplateName -ne "Approved"`}}, wantIDs: []int{102, 104, 105, 106}, wantTotal: "4"},
 		{name: "ge le", params: url.Values{"pq.queryString": {`Id -ge 101 AND Id -le 102`}}, wantIDs: []int{101, 102}, wantTotal: "2"},
 		{name: "lt date", params: url.Values{"pq.queryString": {`NotAfter -lt "2026-09-01T00:00:00Z"`}}, wantIDs: []int{104}, wantTotal: "1"},
 		{name: "date only", params: url.Values{"pq.queryString": {`NotBefore -ge "2026-01-01"`}}, wantIDs: []int{100, 101, 104}, wantTotal: "3"},
 		{name: "null request id", params: url.Values{"pq.queryString": {`CertRequestId -eq 5`}}, wantIDs: []int{}, wantTotal: "0"},
 		{name: "unprefixed names", params: url.Values{"QueryString": {`IssuedDN -eq "CN=db.example.com"`}}, wantIDs: []int{101}, wantTotal: "1"},
-		{name: "page 1", params: url.Values{"pq.returnLimit": {"2"}}, wantIDs: []int{100, 101}, wantTotal: "4"},
-		{name: "page 2", params: url.Values{"pq.returnLimit": {"2"}, "pq.pageReturned": {"2"}}, wantIDs: []int{102, 104}, wantTotal: "4"},
-		{name: "past last page", params: url.Values{"ReturnLimit": {"2"}, "PageReturned": {"3"}}, wantIDs: []int{}, wantTotal: "4"},
-		{name: "sorted descending", params: url.Values{"pq.sortField": {"Id"}, "pq.sortAscending": {"1"}}, wantIDs: []int{104, 102, 101, 100}, wantTotal: "4"},
+		{name: "page 1", params: url.Values{"pq.returnLimit": {"2"}}, wantIDs: []int{100, 101}, wantTotal: "6"},
+		{name: "page 3", params: url.Values{"pq.returnLimit": {"2"}, "pq.pageReturned": {"3"}}, wantIDs: []int{105, 106}, wantTotal: "6"},
+		{name: "past last page", params: url.Values{"ReturnLimit": {"2"}, "PageReturned": {"4"}}, wantIDs: []int{}, wantTotal: "6"},
+		{name: "sorted descending", params: url.Values{"pq.sortField": {"Id"}, "pq.sortAscending": {"1"}}, wantIDs: []int{106, 105, 104, 102, 101, 100}, wantTotal: "6"},
+		{name: "sorted by NotAfter", params: url.Values{"SortField": {"NotAfter"}, "pq.queryString": {`Id -ge 104`}}, wantIDs: []int{104, 105, 106}, wantTotal: "3"},
 		{name: "unknown field", params: url.Values{"pq.queryString": {`Subject -eq "x"`}}, wantErr: `unknown field "Subject"`},
 		{name: "unknown operator", params: url.Values{"pq.queryString": {`Id -like 3`}}, wantErr: `unknown operator "-like"`},
 		{name: "bad number", params: url.Values{"pq.queryString": {`Id -eq "abc"`}}, wantErr: "want an integer"},
-		{name: "or unsupported", params: url.Values{"pq.queryString": {`Id -eq 1 OR Id -eq 2`}}, wantErr: "OR"},
+		{name: "or of ids", params: url.Values{"pq.queryString": {`Id -eq 104 OR Id -eq 100 or Id -eq 5`}}, wantIDs: []int{100, 104}, wantTotal: "2"},
 		{name: "incomplete", params: url.Values{"pq.queryString": {`Id -eq`}}, wantErr: "incomplete"},
 		{name: "unterminated quote", params: url.Values{"pq.queryString": {`IssuedCN -eq "abc`}}, wantErr: "unterminated"},
 		{name: "bad page", params: url.Values{"pq.pageReturned": {"x"}}, wantErr: "pq.pageReturned"},
@@ -299,7 +300,7 @@ func TestListCertificatesQuery(t *testing.T) {
 				wantError(t, res, http.StatusBadRequest, tc.wantErr)
 				return
 			}
-			certs := decode[[]keyfactor.Certificate](t, res, 200)
+			certs := decode[[]wireCertificate](t, res, 200)
 			var ids []int
 			for _, c := range certs {
 				ids = append(ids, c.Id)
@@ -324,15 +325,16 @@ func TestListCertificateStores(t *testing.T) {
 		wantTotal string
 		wantErr   string
 	}{
-		{name: "global read sees all", who: alice, wantIDs: []string{storeWeb01, storeDB, storeK8s, storeWeb02}, wantTotal: "4"},
-		{name: "container 4 only", who: carol, wantIDs: []string{storeWeb01, storeWeb02}, wantTotal: "2"},
+		{name: "global read sees all", who: alice, wantIDs: []string{storeWeb01, storeDB, storeK8s, storeWeb02, storeF5, storeUnapproved, storeNoAgent}, wantTotal: "7"},
+		{name: "container 4 only", who: carol, wantIDs: []string{storeWeb01, storeWeb02, storeF5, storeUnapproved}, wantTotal: "4"},
 		{name: "no read permission", who: dave, wantIDs: nil, wantTotal: "0"},
-		{name: "query by container", who: alice, params: url.Values{"certificateStoreQuery.queryString": {"ContainerId -eq 4"}}, wantIDs: []string{storeWeb01, storeWeb02}, wantTotal: "2"},
+		{name: "query by container", who: alice, params: url.Values{"certificateStoreQuery.queryString": {"ContainerId -eq 4"}}, wantIDs: []string{storeWeb01, storeWeb02, storeF5, storeUnapproved}, wantTotal: "4"},
 		{name: "query by machine and path", who: alice, params: url.Values{"certificateStoreQuery.queryString": {`ClientMachine -eq "k8s-prod" AND StorePath -eq "default/tls"`}}, wantIDs: []string{storeK8s}, wantTotal: "1"},
 		{name: "query by type unprefixed", who: alice, params: url.Values{"QueryString": {"CertStoreType -eq 3"}}, wantIDs: []string{storeDB}, wantTotal: "1"},
 		{name: "query by id", who: alice, params: url.Values{"certificateStoreQuery.queryString": {`Id -eq "` + strings.ToUpper(storeK8s) + `"`}}, wantIDs: []string{storeK8s}, wantTotal: "1"},
-		{name: "page 2 of 3", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}, "certificateStoreQuery.returnLimit": {"3"}}, wantIDs: []string{storeWeb02}, wantTotal: "4"},
-		{name: "past the last page", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}}, wantIDs: nil, wantTotal: "4"},
+		{name: "page 2 of 3", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}, "certificateStoreQuery.returnLimit": {"3"}}, wantIDs: []string{storeWeb02, storeF5, storeUnapproved}, wantTotal: "7"},
+		{name: "past the last page", who: alice, params: url.Values{"certificateStoreQuery.pageReturned": {"2"}}, wantIDs: nil, wantTotal: "7"},
+		{name: "null container", who: alice, params: url.Values{"QueryString": {"ContainerId -eq NULL"}}, wantIDs: []string{storeK8s, storeNoAgent}, wantTotal: "2"},
 		{name: "unknown field", who: alice, params: url.Values{"certificateStoreQuery.queryString": {`Agent -eq "x"`}}, wantErr: `unknown field "Agent"`},
 	}
 	for _, tc := range tests {
@@ -345,7 +347,7 @@ func TestListCertificateStores(t *testing.T) {
 			if strings.TrimSpace(string(res.body)) == "null" {
 				t.Fatal("body is null, want an array")
 			}
-			got := decode[[]keyfactor.CertificateStore](t, res, 200)
+			got := decode[[]wireStore](t, res, 200)
 			var ids []string
 			for _, s := range got {
 				ids = append(ids, s.Id)
@@ -369,7 +371,7 @@ func TestGetCertificateStore(t *testing.T) {
 	}
 	checks := map[string]string{
 		"ContainerId":   "null",
-		"Properties":    `"{}"`,
+		"Properties":    `"{\"KubeSecretType\":\"tls_secret\"}"`,
 		"Storepath":     `"default/tls"`,
 		"CertStoreType": "154",
 		"Id":            `"` + storeK8s + `"`,
@@ -379,8 +381,8 @@ func TestGetCertificateStore(t *testing.T) {
 			t.Errorf("%s = %s, want %s", k, got, want)
 		}
 	}
-	st := decode[keyfactor.CertificateStore](t, h.call("GET", "CertificateStores/"+storeWeb01, carol, nil), 200)
-	if st.ContainerId == nil || *st.ContainerId != 4 || st.ContainerName != "Web servers" {
+	st := decode[wireStore](t, h.call("GET", "CertificateStores/"+storeWeb01, carol, nil), 200)
+	if st.ContainerId == nil || *st.ContainerId != 4 || st.ContainerName == nil || *st.ContainerName != "Web servers" {
 		t.Errorf("store = %+v, want container 4 Web servers", st)
 	}
 	wantError(t, h.call("GET", "CertificateStores/99999999-0000-4000-8000-000000000000", alice, nil), 404, "not found")
@@ -465,7 +467,7 @@ func TestOAuthToken(t *testing.T) {
 
 func TestLedgerOverHTTP(t *testing.T) {
 	h := newHarness(t, Options{})
-	h.renew(alice, keyfactor.RenewalRequest{CertificateId: 100})
+	h.renew(alice, wireRenewalRequest{CertificateId: 100})
 	resp, err := h.srv.Client().Get(h.srv.URL + "/_kfsim/ledger")
 	if err != nil {
 		t.Fatal(err)
@@ -497,5 +499,45 @@ func TestServeHTTPWithoutNetwork(t *testing.T) {
 	sim.ServeHTTP(rec, req)
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 		t.Errorf("status %d, content type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+// TestTokenExpiresOnSimulatorClock: a token lives TokenLifetime on the
+// simulator's clock, so a test that advances the clock past it sees the
+// next request answered 401, mid-run.
+func TestTokenExpiresOnSimulatorClock(t *testing.T) {
+	h := newHarness(t, Options{TokenLifetime: 10 * time.Minute})
+	resp, err := h.srv.Client().PostForm(h.srv.URL+"/_kfsim/oauth/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {"svc-runner"}, "client_secret": {"s3cret/+="}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || tok.ExpiresIn != 600 {
+		t.Fatalf("token answer %+v, %v: want expires_in 600", tok, err)
+	}
+	get := func() int {
+		req, _ := http.NewRequest("GET", h.srv.URL+"/KeyfactorAPI/Certificates/100", nil)
+		req.Header.Set("x-keyfactor-requested-with", "APIClient")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	h.clock.Advance(10*time.Minute - time.Second)
+	if s := get(); s != 200 {
+		t.Fatalf("status before expiry = %d", s)
+	}
+	h.clock.Advance(time.Second)
+	if s := get(); s != 401 {
+		t.Errorf("status at expiry = %d, want 401", s)
 	}
 }

@@ -2,13 +2,12 @@ package kfsim
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"runner/keyfactor"
 )
 
 func TestLoadFixtureFile(t *testing.T) {
@@ -16,7 +15,7 @@ func TestLoadFixtureFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Users) != 5 || len(f.Stores) != 4 || len(f.Certificates) != 5 {
+	if len(f.Users) != 9 || len(f.Stores) != 7 || len(f.Certificates) != 8 || len(f.StoreTypes) != 4 || len(f.Collections) != 1 {
 		t.Fatalf("fixture = %d users, %d stores, %d certificates", len(f.Users), len(f.Stores), len(f.Certificates))
 	}
 	if f.Users[4].Username != "eve" {
@@ -189,14 +188,14 @@ func TestConcurrentRenewDeploy(t *testing.T) {
 			who := []cred{alice, bob}[i%2]
 			// 101 needs approval: its deploy goes by request id.
 			certID := []int{100, 101, 103, 104}[i%4]
-			res, err := h.try("POST", "Enrollment/Renew", who, keyfactor.RenewalRequest{CertificateId: certID}, true)
+			res, err := h.try("POST", "Enrollment/Renew", who, wireRenewalRequest{CertificateId: certID}, true)
 			if err != nil || res.status != http.StatusOK {
 				errs <- "renew: " + string(res.body)
 				return
 			}
-			var rn keyfactor.RenewalResponse
+			var rn renewAnswer
 			_ = json.Unmarshal(res.body, &rn)
-			res, err = h.try("POST", "Enrollment/PFX/Deploy", who, keyfactor.DeployRequest{CertificateId: rn.KeyfactorId, RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)}, true)
+			res, err = h.try("POST", "Enrollment/PFX/Deploy", who, wireDeployRequest{CertificateId: rn.KeyfactorId, RequestId: rn.KeyfactorRequestId, Stores: stores(storeK8s)}, true)
 			if err != nil || res.status != http.StatusOK {
 				errs <- "deploy: " + string(res.body)
 			}
@@ -212,5 +211,62 @@ func TestConcurrentRenewDeploy(t *testing.T) {
 	l := h.sim.Ledger()
 	if len(l.Renewals) != workers || len(l.Deploys) != workers || len(l.Jobs) != workers {
 		t.Errorf("%d renewals, %d deploys", len(l.Renewals), len(l.Deploys))
+	}
+}
+
+// TestAddAndRemoveLocation moves certificates between stores by hand, as
+// drift tests do, and checks Command's answers follow.
+func TestAddAndRemoveLocation(t *testing.T) {
+	h := newHarness(t, Options{})
+	locations := func(id int) []Location {
+		t.Helper()
+		return decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(id)+"?includeLocations=true", alice, nil), 200).Locations
+	}
+	if err := h.sim.AddLocation(104, strings.ToUpper(storeWeb02), "api"); err != nil {
+		t.Fatal(err)
+	}
+	want := Location{StoreMachine: "web02.corp.example", StorePath: "My", StoreType: 2, Alias: "api", CertStoreId: storeWeb02}
+	if l := locations(104); len(l) != 1 || l[0] != want {
+		t.Fatalf("after AddLocation: %+v, want %+v", l, want)
+	}
+	// Taking an alias another certificate holds moves it, as an overwrite.
+	if err := h.sim.AddLocation(104, storeWeb01, "WEB"); err != nil {
+		t.Fatal(err)
+	}
+	if l := locations(100); len(l) != 0 {
+		t.Errorf("certificate 100 still at %+v", l)
+	}
+	if err := h.sim.AddLocation(103, storeK8s, ""); err != nil {
+		t.Fatal(err)
+	}
+	if l := locations(103); len(l) != 1 || len(l[0].Alias) != 40 {
+		t.Errorf("empty alias: %+v, want the thumbprint", l)
+	}
+	if err := h.sim.RemoveLocation(104, storeWeb02); err != nil {
+		t.Fatal(err)
+	}
+	if l := locations(104); len(l) != 1 || l[0].CertStoreId != storeWeb01 {
+		t.Errorf("after RemoveLocation: %+v", l)
+	}
+	// The alias index follows: a job to the freed alias needs no overwrite.
+	rn := h.renew(alice, wireRenewalRequest{CertificateId: 100})
+	h.deploy(alice, wireDeployRequest{CertificateId: rn.KeyfactorId, Stores: []wireDeployStore{{StoreId: storeWeb02, Alias: "api"}}})
+	h.clock.Advance(DefaultJobDelay)
+	if j := h.sim.Ledger().Jobs[0]; j.State != JobSucceeded {
+		t.Errorf("job to the freed alias = %+v", j)
+	}
+
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"unknown certificate", h.sim.AddLocation(999, storeWeb01, "x")},
+		{"unknown store", h.sim.AddLocation(104, "nope", "x")},
+		{"remove unknown certificate", h.sim.RemoveLocation(999, storeWeb01)},
+		{"remove from a store it is not in", h.sim.RemoveLocation(104, storeDB)},
+	} {
+		if !errors.Is(tc.err, errNotFound) {
+			t.Errorf("%s: err = %v, want not found", tc.name, tc.err)
+		}
 	}
 }
