@@ -104,8 +104,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action:    validateAction,
 			},
 			scheduleCommand(),
-			discoverCommand(),
-			benchCommand(),
 			simCommand(),
 			{
 				Name:   "version",

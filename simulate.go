@@ -46,6 +46,8 @@ func simUser() kfsim.User {
 	return u
 }
 
+// fullPermissions are the least a renew-and-deploy account needs: read
+// certificates, PFX enrollment, read and schedule certificate stores.
 func fullPermissions() []string {
 	return []string{keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX, keyfactor.PermStoresRead, keyfactor.PermStoresSchedule}
 }
