@@ -68,8 +68,8 @@ func stores(status string, ids ...string) map[string]journal.StoreState {
 }
 
 var (
-	inFlight = journal.Renewal{State: journal.StateInFlight, OldCertificateID: 1001, Subject: subject, StartedAt: now.Add(-2 * time.Minute)}
-	pending  = journal.Renewal{State: journal.StatePending, OldCertificateID: 1001, Subject: subject, StartedAt: now.Add(-24 * time.Hour), RequestID: 90001, RenewedAt: now.Add(-24 * time.Hour)}
+	inFlight       = journal.Renewal{State: journal.StateInFlight, OldCertificateID: 1001, Subject: subject, StartedAt: now.Add(-2 * time.Minute)}
+	pending        = journal.Renewal{State: journal.StatePending, OldCertificateID: 1001, Subject: subject, StartedAt: now.Add(-24 * time.Hour), RequestID: 90001, RenewedAt: now.Add(-24 * time.Hour)}
 	renewedJustNow = journal.Renewal{State: journal.StateRenewed, OldCertificateID: 1001, Subject: subject, StartedAt: now.Add(-2 * time.Minute),
 		NewCertificateID: 1002, RequestID: 90002, RenewedAt: now.Add(-2 * time.Minute)}
 	renewedLastNight = journal.Renewal{State: journal.StateRenewed, OldCertificateID: 1001, Subject: subject, StartedAt: now.Add(-24 * time.Hour),

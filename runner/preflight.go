@@ -19,8 +19,8 @@ import (
 // problems fail those rows; a problem for everything is a *PreflightError.
 func (s *run) preflight(ctx context.Context) error {
 	var (
-		stores []keyfactor.CertificateStore
-		types  []keyfactor.CertificateStoreType
+		stores   []keyfactor.CertificateStore
+		types    []keyfactor.CertificateStoreType
 		typesErr error
 	)
 	g, gctx := errgroup.WithContext(ctx)
