@@ -48,7 +48,7 @@ func TestExitCodes(t *testing.T) {
 	bad := writePlan(t, "certificate_id,store_id\nabc,not-a-guid\n")
 
 	lockedState := filepath.Join(t.TempDir(), "state.db")
-	j, err := journal.Open(lockedState)
+	j, err := journal.Open(lockedState, journal.Options{Command: "https://other.example.com:443/KeyfactorAPI"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestValidateReportsEveryErrorAtOnce(t *testing.T) {
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want %d", r.code, exitUsage)
 	}
-	for _, want := range []string{":2: certificate_id:", ":3: store_id:", ":4: overwrite:"} {
+	for _, want := range []string{":2:1: certificate_id:", ":3:6: store_id:", ":4:43: overwrite:"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
