@@ -66,7 +66,7 @@ func (s *run) deploy(ctx context.Context, t *target, r journal.Renewal, req keyf
 	for attempt := 1; ; attempt++ {
 		now := s.cfg.Now()
 		if !now.Before(deadline) {
-			s.deployFailed(t, r, fmt.Sprintf("window expired %s before the deploy could be sent (renewed at %s); certificate %d is in Command: deploy it by hand",
+			s.deployFailed(t, r, true, fmt.Sprintf("window expired %s before the deploy could be sent (renewed at %s); certificate %d is in Command: deploy it by hand",
 				now.Sub(deadline).Round(time.Second), stamp(r.RenewedAt), r.NewCertificateID), nil)
 			return
 		}
@@ -80,30 +80,37 @@ func (s *run) deploy(ctx context.Context, t *target, r journal.Renewal, req keyf
 			if s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window)) {
 				detail = "window expired: " + detail
 			}
-			s.deployFailed(t, r, detail, err)
+			s.deployFailed(t, r, s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window)), detail, err)
 			return
 		}
 		// Retryable, or unknown: a second deploy of the same certificate to
 		// the same stores is harmless, a certificate left undeployed is not.
 		wait := bo.next(keyfactor.RetryAfterOf(err))
 		if now = s.cfg.Now(); !now.Add(wait).Before(deadline) {
-			s.deployFailed(t, r, fmt.Sprintf("window expired: the deploy kept failing for %s after renewal (%d attempts); certificate %d is in Command, deploy it by hand; last error: %s",
+			s.deployFailed(t, r, true, fmt.Sprintf("window expired: the deploy kept failing for %s after renewal (%d attempts); certificate %d is in Command, deploy it by hand; last error: %s",
 				now.Sub(r.RenewedAt).Round(time.Second), attempt, r.NewCertificateID, apiMessage(err)), err)
 			return
 		}
 		s.log.Warn("deploy failed; retrying inside the window", "certificate", r.NewCertificateID, "request", r.RequestID, "attempt", attempt, "wait", wait, "err", err)
 		if err := keyfactor.Sleep(callCtx, wait); err != nil {
-			s.deployFailed(t, r, fmt.Sprintf("window expired while waiting to retry the deploy; certificate %d is in Command, deploy it by hand", r.NewCertificateID), err)
+			s.deployFailed(t, r, true, fmt.Sprintf("window expired while waiting to retry the deploy; certificate %d is in Command, deploy it by hand", r.NewCertificateID), err)
 			return
 		}
 	}
 }
 
 // deployFailed fails the target's rows and records the renewal with its
-// failed stores.
-func (s *run) deployFailed(t *target, r journal.Renewal, detail string, err error) {
+// failed stores. When the failure is the window (it passed, or the deploy
+// cannot be retried before it does), the renewal can never be deployed: it
+// is marked orphaned now, so it is reported once (here) and later runs go
+// by what the stores hold.
+func (s *run) deployFailed(t *target, r journal.Renewal, orphaned bool, detail string, err error) {
 	s.failRows(t.rows, report.StageDeploy, detail, err)
 	now := s.cfg.Now().UTC()
+	status := journal.StoreFailed
+	if orphaned {
+		status = journal.StoreOrphaned
+	}
 	s.record(t, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
@@ -112,8 +119,9 @@ func (s *run) deployFailed(t *target, r journal.Renewal, detail string, err erro
 			x.Stores = map[string]journal.StoreState{}
 		}
 		for _, pr := range t.rows {
-			x.Stores[pr.StoreID] = journal.StoreState{Status: journal.StoreFailed, At: now, Detail: detail}
+			x.Stores[pr.StoreID] = journal.StoreState{Status: status, At: now, Detail: detail}
 		}
+		x.Orphaned = x.Orphaned || orphaned
 	})
 }
 
@@ -147,7 +155,14 @@ func (s *run) applyDeploy(t *target, r journal.Renewal, resp *keyfactor.DeployRe
 			if r.NewCertificateID == 0 {
 				detail = fmt.Sprintf("job created; deployed by request id %d, which awaits approval in Command", r.RequestID)
 			}
-			s.succeedRows(rowsOf(pr), report.StageDeploy, detail, now)
+			if s.verifier != nil && r.NewCertificateID != 0 {
+				// Not final yet: verification says whether it was installed.
+				s.note(rowsOf(pr), func(row *report.Row) {
+					row.Status, row.Stage, row.Detail, row.DeployedAt = report.Succeeded, report.StageDeploy, detail, now
+				})
+			} else {
+				s.succeedRows(rowsOf(pr), report.StageDeploy, detail, now)
+			}
 			states[pr.StoreID] = journal.StoreState{Status: journal.StoreJobCreated, At: now}
 			deployed = append(deployed, pr)
 			continue

@@ -271,11 +271,13 @@ func (s *run) decideTarget(ctx context.Context, t *target) bool {
 			return false
 		}
 		a := decide(t.f)
-		for _, st := range a.settle {
-			rows := t.rowsFor([]string{st.store})
-			s.setRows(rows, true, func(r *report.Row) { r.Status, r.Stage, r.Detail = st.status, st.stage, st.detail })
-			t.drop([]string{st.store})
+		if !a.kind.final() {
+			if err := s.gather(ctx, t, a); err != nil {
+				s.failRows(t.rows, report.StageCheck, err.Error(), err)
+				return false
+			}
 		}
+		s.settle(t, a)
 		if len(t.rows) == 0 {
 			return false
 		}
@@ -283,10 +285,20 @@ func (s *run) decideTarget(ctx context.Context, t *target) bool {
 			t.act = a
 			return s.finish(t)
 		}
-		if err := s.gather(ctx, t, a); err != nil {
-			s.failRows(t.rows, report.StageCheck, err.Error(), err)
-			return false
-		}
+	}
+}
+
+// settle ends the rows decide settled alongside its action (stores an
+// earlier run deployed to, orphaned stores), carrying the renewal's ids.
+func (s *run) settle(t *target, a action) {
+	for _, st := range a.settle {
+		s.setRows(t.rowsFor([]string{st.store}), true, func(r *report.Row) {
+			r.Status, r.Stage, r.Detail = st.status, st.stage, st.detail
+			if a.renewal.NewCertificateID != 0 || a.renewal.RequestID != 0 {
+				r.NewCertificateID, r.RequestID, r.RenewedAt = a.renewal.NewCertificateID, a.renewal.RequestID, a.renewal.RenewedAt
+			}
+		})
+		t.drop([]string{st.store})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 )
 
 // The runner is tested end to end: a real keyfactor.Client talks HTTP to a
-// kfsim.Server on loopback, and outcomes are checked against kfsim's ledger.
+// kfsim.Server on loopback, and every run is checked against kfsim's
+// ledger (checkInvariants) before the test looks at its own expectations.
 
 var _ runner.Client = (*keyfactor.Client)(nil)
 
@@ -27,6 +29,7 @@ const (
 	testDomain   = "CORP"
 	testUser     = "svc-runner"
 	testPassword = "s3cret-for-tests"
+	testIdentity = testDomain + `\` + testUser
 )
 
 // Store ids used across the tests.
@@ -37,16 +40,48 @@ const (
 	storeD = "44444444-4444-4444-8444-444444444444" // container 2
 )
 
+// renewPerms are the permissions renewal needs, each by its own name.
+var renewPerms = []string{keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX, keyfactor.PermStoresRead, keyfactor.PermStoresSchedule}
+
 // world is one simulated Command with a runner pointed at it.
 type world struct {
-	t       testing.TB
-	sim     *kfsim.Server
-	srv     *httptest.Server
-	client  *keyfactor.Client
-	journal *journal.Journal
-	plan    *plan.Plan
-	cfg     runner.Config
-	dir     string
+	t         testing.TB
+	sim       *kfsim.Server
+	srv       *httptest.Server
+	client    *keyfactor.Client
+	journal   *journal.Journal
+	statePath string
+	plan      *plan.Plan
+	cfg       runner.Config
+	dir       string
+	// refusedOK lets a test expect deploys Command refuses (its window is
+	// shorter than the runner's).
+	refusedOK bool
+	// simWindow is the simulator's staging window, the ground truth of
+	// when a renewal can no longer be deployed.
+	simWindow time.Duration
+	// clock, when set (withManualClock), is the simulator's clock; offset is
+	// how far advance moved it and the runner's clock with it.
+	clock  *kfsim.ManualClock
+	offset time.Duration
+}
+
+// withManualClock gives the simulator a clock that moves only by advance,
+// which moves the runner's clock too.
+func withManualClock() worldOption {
+	return func(o *kfsim.Options, _ *kfsim.Fixture) { o.Clock = kfsim.NewManualClock(time.Now()) }
+}
+
+// advance moves both clocks by d, as if the next run happened d later.
+func (w *world) advance(d time.Duration) {
+	w.t.Helper()
+	if w.clock == nil {
+		w.t.Fatal("advance needs withManualClock")
+	}
+	w.clock.Advance(d)
+	w.offset += d
+	offset := w.offset
+	w.cfg.Now = func() time.Time { return time.Now().Add(offset) }
 }
 
 type worldOption func(*kfsim.Options, *kfsim.Fixture)
@@ -64,12 +99,15 @@ func withFixture(edit func(*kfsim.Fixture)) worldOption {
 }
 
 // newWorld seeds a simulator from the plan text (every certificate expiring
-// in 20 days) and opens a fresh journal.
+// in 20 days, installed in its stores) and opens a fresh journal.
 func newWorld(t testing.TB, planCSV string, opts ...worldOption) *world {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "plan.csv")
-	p, err := plan.Parse(strings.NewReader(planCSV), path, plan.Options{})
+	if err := os.WriteFile(path, []byte(planCSV), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Load(path, plan.Options{AllowPastJobTime: true})
 	if err != nil {
 		t.Fatalf("parse test plan: %v", err)
 	}
@@ -81,9 +119,7 @@ func newWorld(t testing.TB, planCSV string, opts ...worldOption) *world {
 			fx.Stores[i].ContainerId = 2
 		}
 	}
-	fx.Users = []kfsim.User{{Username: testUser, Domain: testDomain, Password: testPassword, Permissions: []string{
-		keyfactor.PermCertificatesRead, keyfactor.PermEnrollPFX, keyfactor.PermStoresRead, keyfactor.PermStoresSchedule,
-	}}}
+	fx.Users = []kfsim.User{{Username: testUser, Domain: testDomain, Password: testPassword, Permissions: renewPerms}}
 	for _, o := range opts {
 		o(&simOpts, &fx)
 	}
@@ -93,6 +129,7 @@ func newWorld(t testing.TB, planCSV string, opts ...worldOption) *world {
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { sim.CheckNoUnknownRoutes(t) })
 	client, err := keyfactor.New(keyfactor.Config{
 		Hostname: srv.URL, APIPath: sim.BasePath(),
 		Username: testUser, Domain: testDomain, Password: testPassword,
@@ -101,20 +138,52 @@ func newWorld(t testing.TB, planCSV string, opts ...worldOption) *world {
 	if err != nil {
 		t.Fatalf("new client: %v", err)
 	}
-	j := openJournal(t, filepath.Join(dir, "state.db"))
-	return &world{t: t, sim: sim, srv: srv, client: client, journal: j, plan: p, dir: dir, cfg: runner.Config{
-		Concurrency: 4, Window: 5 * time.Minute, WindowMargin: 30 * time.Second, Identity: testDomain + `\` + testUser,
-	}}
+	w := &world{t: t, sim: sim, srv: srv, client: client, plan: p, dir: dir, statePath: filepath.Join(dir, "state.db"), cfg: runner.Config{
+		Concurrency: 4, Window: 5 * time.Minute, WindowMargin: 30 * time.Second, Identity: testIdentity,
+	}, simWindow: simOpts.Window}
+	if w.simWindow == 0 {
+		w.simWindow = kfsim.DefaultWindow
+	}
+	if c, ok := simOpts.Clock.(*kfsim.ManualClock); ok {
+		w.clock = c
+	}
+	w.openJournal()
+	return w
 }
 
-func openJournal(t testing.TB, path string) *journal.Journal {
-	t.Helper()
-	j, err := journal.Open(path)
+// openJournal opens the world's state file, as a new process would.
+func (w *world) openJournal() {
+	w.t.Helper()
+	j, err := journal.Open(w.statePath, journal.Options{Command: w.client.BaseURL()})
 	if err != nil {
-		t.Fatalf("open journal: %v", err)
+		w.t.Fatalf("open journal: %v", err)
 	}
-	t.Cleanup(func() { j.Close() })
-	return j
+	w.journal = j
+	w.t.Cleanup(func() { j.Close() })
+}
+
+// restart closes the journal and opens it again: the next run is a new
+// process with the same state.
+func (w *world) restart() {
+	w.t.Helper()
+	if err := w.journal.Close(); err != nil {
+		w.t.Fatalf("close journal: %v", err)
+	}
+	w.openJournal()
+}
+
+// setPlan replaces the plan the next runs use.
+func (w *world) setPlan(planCSV string) {
+	w.t.Helper()
+	path := filepath.Join(w.dir, "plan.csv")
+	if err := os.WriteFile(path, []byte(planCSV), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	p, err := plan.Load(path, plan.Options{AllowPastJobTime: true})
+	if err != nil {
+		w.t.Fatalf("parse test plan: %v", err)
+	}
+	w.plan = p
 }
 
 func seedTargets(p *plan.Plan) []kfsim.SeedTarget {
@@ -125,10 +194,23 @@ func seedTargets(p *plan.Plan) []kfsim.SeedTarget {
 	return out
 }
 
+// run runs the plan with client (nil: the world's) and checks the run's
+// invariants against the ledger.
+func (w *world) runWith(ctx context.Context, client runner.Client) (*report.Report, error) {
+	w.t.Helper()
+	if client == nil {
+		client = w.client
+	}
+	before := w.sim.Ledger()
+	r := &runner.Runner{Client: client, Journal: w.journal, Config: w.cfg}
+	rep, err := r.Run(ctx, w.plan)
+	checkInvariants(w.t, w, rep, before)
+	return rep, err
+}
+
 func (w *world) run(ctx context.Context) (*report.Report, error) {
 	w.t.Helper()
-	r := &runner.Runner{Client: w.client, Journal: w.journal, Config: w.cfg}
-	return r.Run(ctx, w.plan)
+	return w.runWith(ctx, nil)
 }
 
 func (w *world) mustRun() *report.Report {
@@ -137,10 +219,126 @@ func (w *world) mustRun() *report.Report {
 	if err != nil {
 		w.t.Fatalf("run: %v", err)
 	}
-	if len(rep.Rows) != len(w.plan.Rows) {
-		w.t.Fatalf("report has %d rows, plan %d: every plan row must end in the report", len(rep.Rows), len(w.plan.Rows))
-	}
 	return rep
+}
+
+// checkInvariants is the tests' oracle, run after every run: what the
+// report says is what the ledger shows, and the promises hold.
+//
+//   - Every plan row (of the shard) is in the report exactly once, with a
+//     final status; "not started" only when the run was interrupted.
+//   - A certificate is renewed at most once per need: a second renewal of
+//     the same certificate only after the first was denied, or its staging
+//     window passed without any store getting it.
+//   - Every deploy of this run went out by the renewing user inside the
+//     window (from the test's config).
+//   - A row reported succeeded at deploy or verify has a successful deploy
+//     of its new certificate to its store in the ledger; a row reported
+//     failed before verification has none in this run.
+//   - Every new certificate a row names was issued by a renewal.
+func checkInvariants(t testing.TB, w *world, rep *report.Report, before kfsim.Ledger) {
+	t.Helper()
+	if rep == nil {
+		t.Fatal("no report")
+	}
+	l := w.sim.Ledger()
+
+	lines := map[int]int{}
+	for _, r := range rep.Rows {
+		lines[r.Line]++
+		switch r.Status {
+		case report.Succeeded, report.Failed, report.Skipped:
+		default:
+			t.Errorf("line %d: status %q", r.Line, r.Status)
+		}
+		if r.Stage == report.StagePlan && !rep.Run.Interrupted {
+			t.Errorf("line %d left %q at stage plan without an interrupt", r.Line, r.Detail)
+		}
+	}
+	wantRows := 0
+	for _, pr := range w.plan.Rows {
+		if w.cfg.Shard.Count == 0 || runner.ShardOf(jobKeyOf(w.plan, pr), w.cfg.Shard.Count) == w.cfg.Shard.Index {
+			wantRows++
+			if lines[pr.Line] != 1 {
+				t.Errorf("plan line %d appears %d times in the report", pr.Line, lines[pr.Line])
+			}
+		}
+	}
+	if len(rep.Rows) != wantRows {
+		t.Errorf("report has %d rows, the plan (shard) %d", len(rep.Rows), wantRows)
+	}
+
+	deployedOK := func(newID, requestID int, deploys []kfsim.Deploy, store string) bool {
+		for _, d := range deploys {
+			if d.Refused != "" {
+				continue
+			}
+			if (newID != 0 && d.CertificateId == newID) || (requestID != 0 && d.RequestId == requestID) {
+				if store == "" && len(d.Successful) > 0 || slices.Contains(d.Successful, store) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	byOld := map[int][]kfsim.Renewal{}
+	issued := map[int]bool{}
+	for _, r := range l.Renewals {
+		byOld[r.OldCertificateId] = append(byOld[r.OldCertificateId], r)
+		if r.NewCertificateId != 0 {
+			issued[r.NewCertificateId] = true
+		}
+	}
+	for old, rs := range byOld {
+		for i := 1; i < len(rs); i++ {
+			a, b := rs[i-1], rs[i]
+			dead := a.Denied || (!deployedOK(a.NewCertificateId, a.RequestId, l.Deploys, "") && b.At.Sub(a.At) > w.simWindow)
+			if !dead {
+				t.Errorf("certificate %d renewed again at %s while its renewal of %s (new %d, request %d) was still deployable or deployed", old, b.At, a.At, a.NewCertificateId, a.RequestId)
+			}
+		}
+	}
+	ran := l.Deploys[len(before.Deploys):]
+	for _, d := range ran {
+		if d.Refused != "" {
+			if !w.refusedOK {
+				t.Errorf("Command refused a deploy of %d (request %d): %s", d.CertificateId, d.RequestId, d.Refused)
+			}
+			continue
+		}
+		if !strings.EqualFold(d.StagedBy, d.Identity) {
+			t.Errorf("deploy of %d by %q, staged by %q", d.CertificateId, d.Identity, d.StagedBy)
+		}
+		if d.At.Sub(d.StagedAt) > w.simWindow {
+			t.Errorf("deploy of %d at %s, %s after staging", d.CertificateId, d.At, d.At.Sub(d.StagedAt))
+		}
+	}
+	for _, r := range rep.Rows {
+		newID, reqID := r.NewCertificateID, r.RequestID
+		switch {
+		case r.Status == report.Succeeded && (r.Stage == report.StageDeploy || r.Stage == report.StageVerify):
+			if !deployedOK(newID, reqID, l.Deploys, r.StoreID) {
+				t.Errorf("line %d reported %s (%s), but the ledger has no successful deploy of %d/request %d to %s", r.Line, r.Status, r.Detail, newID, reqID, r.StoreID)
+			}
+		case r.Status == report.Failed && r.Stage != report.StageVerify && (newID != 0 || reqID != 0):
+			if deployedOK(newID, reqID, ran, r.StoreID) {
+				t.Errorf("line %d reported failed (%s), but this run deployed %d/request %d to %s", r.Line, r.Detail, newID, reqID, r.StoreID)
+			}
+		}
+		if newID != 0 && !issued[newID] {
+			t.Errorf("line %d names new certificate %d, which no renewal issued", r.Line, newID)
+		}
+	}
+}
+
+// jobKeyOf is the plan job key of a row.
+func jobKeyOf(p *plan.Plan, pr *plan.Row) string {
+	for _, j := range p.Jobs {
+		if slices.Contains(j.Rows, pr) {
+			return j.Key
+		}
+	}
+	return ""
 }
 
 // renewalsOf counts the ledger's renewals of a certificate.
@@ -152,57 +350,6 @@ func renewalsOf(l kfsim.Ledger, certID int) int {
 		}
 	}
 	return n
-}
-
-// checkLedgerMatchesReport asserts the invariants against ground truth:
-// every succeeded deploy row has a ledger deploy by the renewing user,
-// inside the window, naming its store as successful; no certificate was
-// renewed twice.
-func checkLedgerMatchesReport(t testing.TB, w *world, rep *report.Report) {
-	t.Helper()
-	l := w.sim.Ledger()
-	renewedBy := map[int]kfsim.Renewal{}
-	for _, r := range l.Renewals {
-		if _, dup := renewedBy[r.OldCertificateId]; dup {
-			t.Errorf("certificate %d renewed twice: %+v", r.OldCertificateId, l.Renewals)
-		}
-		renewedBy[r.OldCertificateId] = r
-	}
-	for _, d := range l.Deploys {
-		if d.Refused != "" {
-			continue
-		}
-		if d.StagedBy != d.Identity {
-			t.Errorf("deploy of %d by %q, staged by %q", d.CertificateId, d.Identity, d.StagedBy)
-		}
-		if d.At.Sub(d.StagedAt) > 5*time.Minute {
-			t.Errorf("deploy of %d at %s, %s after staging", d.CertificateId, d.At, d.At.Sub(d.StagedAt))
-		}
-	}
-	for _, row := range rep.Rows {
-		if row.Status != report.Succeeded {
-			continue
-		}
-		if !deployedTo(l, row.NewCertificateID, row.RequestID, row.StoreID) {
-			t.Errorf("line %d reported %s/%s, but the ledger has no successful deploy of %d to %s", row.Line, row.Status, row.Detail, row.NewCertificateID, row.StoreID)
-		}
-		if r, ok := renewedBy[row.CertificateID]; !ok || (r.NewCertificateId != row.NewCertificateID && r.RequestId != row.RequestID) {
-			t.Errorf("line %d: report says new certificate %d, ledger renewal %+v", row.Line, row.NewCertificateID, r)
-		}
-	}
-}
-
-func deployedTo(l kfsim.Ledger, certID, requestID int, store string) bool {
-	for _, d := range l.Deploys {
-		if (certID != 0 && d.CertificateId == certID) || (certID == 0 && d.RequestId == requestID) {
-			for _, s := range d.Successful {
-				if strings.EqualFold(s, store) {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 func rowsByLine(rep *report.Report) map[int]report.Row {
@@ -242,4 +389,13 @@ func writeFile(t testing.TB, dir, name, content string) {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustFault(t testing.TB, spec string) kfsim.FaultRule {
+	t.Helper()
+	r, err := kfsim.ParseFault(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
