@@ -70,6 +70,7 @@ type requestResult struct {
 	message  string                 // denial comment or Command's message
 	issued   *keyfactor.Certificate // the certificate issued for it, if any
 	notFound bool                   // Command does not know the request (404)
+	hidden   string                 // why Command would not show the request's state (403)
 	err      error
 }
 
@@ -207,6 +208,10 @@ func decideLatest(f facts, r journal.Renewal) (action, bool) {
 			return action{kind: actRefused, renewal: r, refusal: journal.StateDenied, detail: q.message}, true
 		case q.status == keyfactor.RequestFailed:
 			return action{kind: actRefused, renewal: r, refusal: journal.StateFailed, detail: q.message}, true
+		case q.hidden != "":
+			return action{kind: actSkip, stage: report.StageCheck, detail: fmt.Sprintf(
+				"renewal request %d (of certificate %d, sent %s) has no certificate yet; whether it awaits approval or was denied Command does not show this user (%s): grant the permission, or look at the request in Command",
+				r.RequestID, r.OldCertificateID, stamp(r.StartedAt), q.hidden)}, true
 		default:
 			return action{kind: actSkip, stage: report.StageCheck, detail: fmt.Sprintf(
 				"renewal request %d (of certificate %d, sent %s) still awaits approval in Command", r.RequestID, r.OldCertificateID, stamp(r.StartedAt))}, true
@@ -257,24 +262,22 @@ func decideLatest(f facts, r journal.Renewal) (action, bool) {
 	return action{}, false
 }
 
-// decideWithoutJournal handles a certificate the journal does not know.
-// When Command shows the plan's certificate gone from one of its stores, a
-// newer certificate with the same subject may sit there already (renewed
-// from another machine, or by a run whose state file was lost): that one is
+// decideWithoutJournal handles a certificate the journal does not know (a
+// new machine, a lost state file, a certificate that moved to this shard).
+// Before it is renewed, Command is searched for a newer certificate with
+// the same subject already in one of its stores (renewed from elsewhere, or
+// by a run whose state was lost, maybe under another alias): that one is
 // the certificate now, and is adopted instead of renewing the old one again.
 func decideWithoutJournal(f facts) (action, bool) {
 	if f.holders == nil {
 		if !f.force && f.now.Before(dueAt(f.planCert, f.renewBefore)) {
 			return action{}, false // not due: nothing would be renewed anyway
 		}
-		if inAllStores(f.planCert, f.stores) {
-			return action{}, false
-		}
 		return action{kind: actFindHolders}, true
 	}
 	if f.holders.err != nil {
 		return action{kind: actFail, stage: report.StageCheck, detail: fmt.Sprintf(
-			"certificate %d is no longer in all its stores and Command could not be searched for the certificate that replaced it (%v); not renewing blindly: rerun when Command answers",
+			"the journal does not know certificate %d and Command could not be searched for a newer certificate already in its stores (%v); not renewing blindly: rerun when Command answers",
 			f.planCert.Id, f.holders.err)}, true
 	}
 	if f.holders.holder != nil {
@@ -356,16 +359,6 @@ func reachedAny(r journal.Renewal) bool {
 		}
 	}
 	return false
-}
-
-// inAllStores reports whether Command shows c in every one of stores.
-func inAllStores(c *keyfactor.Certificate, stores []string) bool {
-	for _, st := range stores {
-		if !locatedIn(c, st) {
-			return false
-		}
-	}
-	return true
 }
 
 func locatedIn(c *keyfactor.Certificate, store string) bool {

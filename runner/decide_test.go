@@ -46,6 +46,7 @@ func baseFacts() facts {
 		identity:    `CORP\svc`,
 		stores:      []string{storeA, storeB},
 		planCert:    dueCert, current: dueCert,
+		holders: &holderResult{}, // Command searched: no newer certificate in the stores
 	}
 }
 
@@ -116,14 +117,12 @@ func TestDecide(t *testing.T) {
 		}, want{kind: actFail, detail: "revoked"}},
 		{"plan's id and thumbprint disagree", func(f *facts) { f.planMismatch = "certificate_id 1001 is the certificate with thumbprint AB12" },
 			want{kind: actFail, detail: "thumbprint AB12"}},
-		{"no journal, due, gone from a store: look for the certificate that replaced it", func(f *facts) {
-			c := cert(1001, dueCert.NotBefore, year, storeA)
-			f.planCert, f.current = c, c
-		}, want{kind: actFindHolders}},
-		{"no journal, not due, gone from a store: nothing to look for", func(f *facts) {
-			c := cert(1002, freshCert.NotBefore, year, storeA)
-			f.planCert, f.current = c, c
-		}, want{kind: actSkip}},
+		{"no journal, due: look for a newer certificate already in the stores first", func(f *facts) { f.holders = nil },
+			want{kind: actFindHolders}},
+		{"no journal, --force: look first too", func(f *facts) { f.holders, f.force = nil, true; f.planCert, f.current = freshCert, freshCert },
+			want{kind: actFindHolders}},
+		{"no journal, not due: nothing to look for", func(f *facts) { f.holders = nil; f.planCert, f.current = freshCert, freshCert },
+			want{kind: actSkip}},
 		{"no journal, newer certificate in the store: adopt it", func(f *facts) {
 			f.planCert = cert(1001, dueCert.NotBefore, year, storeA)
 			f.holders = &holderResult{holder: cert(1050, now.Add(-24*time.Hour), year, storeB)}
@@ -178,6 +177,9 @@ func TestDecide(t *testing.T) {
 		{"request unknown to Command with --force: abandon it", func(f *facts) {
 			f.lineage, f.request, f.force = lineage(pending), &requestResult{notFound: true}, true
 		}, want{kind: actAbandon}},
+		{"request state hidden from this user: skipped, saying why", func(f *facts) {
+			f.lineage, f.request = lineage(pending), &requestResult{status: keyfactor.RequestPending, hidden: "permission /monitoring/alerts/read/ is required"}
+		}, want{kind: actSkip, detail: "/monitoring/alerts/read/"}},
 		{"request lookup failed", func(f *facts) {
 			f.lineage, f.request = lineage(pending), &requestResult{err: errors.New("HTTP 500")}
 		}, want{kind: actFail, detail: "could not be asked"}},

@@ -81,6 +81,7 @@ func (s *run) decidePage(ctx context.Context, jobs []*plan.Job, dispatch func(*t
 		live = append(live, t)
 	}
 	live = s.mergeSameCertificate(live)
+	s.prefetchHolders(ctx, live)
 
 	g := new(errgroup.Group)
 	g.SetLimit(s.cfg.Concurrency)
@@ -222,10 +223,7 @@ func (s *run) readCertificates(ctx context.Context, ids map[int]bool) (map[int]*
 	return out, errs
 }
 
-func isNotFound(err error) bool {
-	var apiErr *keyfactor.APIError
-	return errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound
-}
+func isNotFound(err error) bool { return isStatus(err, http.StatusNotFound) }
 
 // mergeSameCertificate joins targets that turn out to be one certificate
 // (one job by id and another by thumbprint, or a plan that names both a

@@ -2,7 +2,11 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -16,23 +20,49 @@ import (
 // subject is shared by few certificates issued since the attempt.
 const searchLimit = 50
 
+// subjectClause is the query clause that selects certificates with c's
+// subject: IssuedDN -eq, or, when the DN cannot be written in Command's
+// query language (it holds a double quote), IssuedCN -eq, which callers
+// narrow down to the DN themselves.
+func subjectClause(dn, cn string) (string, error) {
+	if q, err := keyfactor.Quote(dn); err == nil {
+		return keyfactor.Clause("IssuedDN", "-eq", q), nil
+	}
+	q, err := keyfactor.Quote(cn)
+	if err != nil || cn == "" {
+		return "", fmt.Errorf("its subject %q cannot be written in Command's query language", dn)
+	}
+	return keyfactor.Clause("IssuedCN", "-eq", q), nil
+}
+
 // searchRenewal looks in Command for the certificate an in-flight renewal
 // may have issued: same subject, imported since the attempt. Only
 // candidates that can be this lineage's own renewal are kept (see
 // renewalCandidates).
 func (s *run) searchRenewal(ctx context.Context, root int, r journal.Renewal) *searchResult {
-	subject, err := keyfactor.Quote(r.Subject)
+	subject, err := subjectClause(r.Subject, cnOf(r.Subject))
 	if err != nil {
-		return &searchResult{err: fmt.Errorf("its subject %q cannot be written in Command's query language: %w", r.Subject, err)}
+		return &searchResult{err: err}
 	}
 	page, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-		QueryString: fmt.Sprintf("IssuedDN -eq %s AND ImportDate -ge %s", subject, keyfactor.QueryTime(r.StartedAt.Add(-clockSkew))),
+		QueryString: keyfactor.And(subject, keyfactor.Clause("ImportDate", "-ge", keyfactor.QueryTime(r.StartedAt.Add(-clockSkew)))),
 		ReturnLimit: searchLimit,
 	})
 	if err != nil {
 		return &searchResult{err: err}
 	}
 	return &searchResult{candidates: renewalCandidates(r, root, s.cfg.Identity, s.cfg.Now(), s.claimedBy, page.Certificates)}
+}
+
+// cnOf returns the first CN of a distinguished name, "" if it has none.
+func cnOf(dn string) string {
+	for _, rdn := range strings.Split(dn, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(rdn), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "CN") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // claimedBy is the journal's claim check; nothing is claimed without one.
@@ -62,22 +92,114 @@ func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 	switch {
 	case isNotFound(err):
 		return &requestResult{notFound: true}
+	case keyfactor.CauseOf(err) == keyfactor.CauseForbidden:
+		// Nothing was issued, and Command will not say whether the request
+		// is still pending or was denied: take it for pending, and say why.
+		return &requestResult{status: keyfactor.RequestPending, hidden: apiMessage(err)}
 	case err != nil:
 		return &requestResult{err: err}
 	}
 	return &requestResult{status: req.Status(), message: req.DenialComment}
 }
 
-// findHolders looks for a newer certificate with the plan certificate's
-// subject that Command shows in one of the target's stores.
+// holderQueryBudget bounds the URL-encoded length of one batched search for
+// store holders, well inside IIS's default 2048-character query string.
+const holderQueryBudget = 1500
+
+// prefetchHolders searches Command, for every target of a page the journal
+// does not know and that would be renewed, for a newer certificate with the
+// same subject already in one of its stores. Subjects go many to a request
+// (`IssuedCN -eq a OR IssuedCN -eq b …`), so a first night costs a few
+// requests per hundred certificates; a target left without an answer is
+// searched on its own when decide asks.
+func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
+	if s.queryOK.refused.Load() {
+		return
+	}
+	var batch []*target
+	var clauses []string
+	seen := map[string]bool{}
+	flush := func() {
+		if len(batch) > 0 {
+			s.searchHolders(ctx, batch, clauses)
+		}
+		batch, clauses, seen = nil, nil, map[string]bool{}
+	}
+	for _, t := range ts {
+		c := t.f.planCert
+		if t.f.lineage != nil || c == nil || t.f.planMismatch != "" {
+			continue
+		}
+		if !s.cfg.Force && s.cfg.Now().Before(dueAt(c, s.renewBefore(t.job))) {
+			continue
+		}
+		q, err := keyfactor.Quote(c.IssuedCN)
+		if err != nil || c.IssuedCN == "" {
+			continue // searched on its own, by the DN
+		}
+		clause := keyfactor.Clause("IssuedCN", "-eq", q)
+		if !seen[clause] {
+			if next := keyfactor.Or(append(slices.Clone(clauses), clause)...); len(clauses) > 0 && len(url.QueryEscape(next)) > holderQueryBudget {
+				flush()
+			}
+			seen[clause] = true
+			clauses = append(clauses, clause)
+		}
+		batch = append(batch, t)
+	}
+	flush()
+}
+
+// searchHolders runs one batched search and gives each target its answer.
+func (s *run) searchHolders(ctx context.Context, batch []*target, clauses []string) {
+	since := batch[0].f.planCert.ImportDate
+	for _, t := range batch {
+		if t.f.planCert.ImportDate.Before(since) {
+			since = t.f.planCert.ImportDate
+		}
+	}
+	byDN := map[string][]keyfactor.Certificate{}
+	_, err := s.client.AllCertificates(ctx, keyfactor.CertificateQuery{
+		QueryString:      keyfactor.And(keyfactor.Or(clauses...), keyfactor.Clause("ImportDate", "-ge", keyfactor.QueryTime(since))),
+		ReturnLimit:      100,
+		IncludeLocations: true,
+	}, func(c *keyfactor.Certificate) error {
+		k := strings.ToLower(c.IssuedDN)
+		byDN[k] = append(byDN[k], *c)
+		return nil
+	})
+	if err != nil {
+		if isStatus(err, http.StatusBadRequest) {
+			s.log.Debug("batched search for newer certificates in the stores failed; searching one certificate at a time", "err", err)
+			return
+		}
+		for _, t := range batch {
+			t.f.holders = &holderResult{err: err}
+		}
+		return
+	}
+	now := s.cfg.Now()
+	for _, t := range batch {
+		c := t.f.planCert
+		t.f.holders = &holderResult{holder: storeHolder(c, storesOf(t.rows), now, s.claimedBy, byDN[strings.ToLower(c.IssuedDN)])}
+	}
+}
+
+func isStatus(err error, status int) bool {
+	var apiErr *keyfactor.APIError
+	return errors.As(err, &apiErr) && apiErr.Status == status
+}
+
+// findHolders looks, for one target, for a newer certificate with the plan
+// certificate's subject that Command shows in one of the target's stores.
 func (s *run) findHolders(ctx context.Context, t *target) *holderResult {
 	old := t.f.planCert
-	subject, err := keyfactor.Quote(old.IssuedDN)
+	subject, err := subjectClause(old.IssuedDN, old.IssuedCN)
 	if err != nil {
-		return &holderResult{err: fmt.Errorf("its subject %q cannot be written in Command's query language: %w", old.IssuedDN, err)}
+		return &holderResult{err: err}
 	}
 	page, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-		QueryString:      fmt.Sprintf("IssuedDN -eq %s AND ImportDate -ge %s", subject, keyfactor.QueryTime(old.ImportDate)),
+		QueryString:      keyfactor.And(subject, keyfactor.Clause("ImportDate", "-ge", keyfactor.QueryTime(old.ImportDate))),
 		ReturnLimit:      searchLimit,
 		IncludeLocations: true,
 	})

@@ -31,6 +31,7 @@ type Client interface {
 	GetCertificate(ctx context.Context, id int, includeLocations bool) (*keyfactor.Certificate, error)
 	CertificatesByID(ctx context.Context, ids []int, includeLocations bool) (map[int]*keyfactor.Certificate, []keyfactor.RecordError, error)
 	ListCertificates(ctx context.Context, q keyfactor.CertificateQuery) (*keyfactor.CertificatePage, error)
+	AllCertificates(ctx context.Context, q keyfactor.CertificateQuery, each func(*keyfactor.Certificate) error) ([]keyfactor.RecordError, error)
 	Renew(ctx context.Context, req keyfactor.RenewalRequest) (*keyfactor.RenewalResponse, error)
 	Deploy(ctx context.Context, req keyfactor.DeployRequest) (*keyfactor.DeployResponse, error)
 	CertificateRequest(ctx context.Context, requestID int) (*keyfactor.CertificateRequest, error)

@@ -100,7 +100,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 		switch keyfactor.Classify(err) {
 		case keyfactor.Retryable:
 			if ctx.Err() != nil {
-				continue // interrupted before the request went out: abandoned above
+				detail := "not renewed: run interrupted before Renew was sent"
+				var apiErr *keyfactor.APIError
+				if errors.As(err, &apiErr) {
+					detail = "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)"
+				}
+				s.abandon(t, r)
+				s.failRows(t.rows, report.StageRenew, detail, err)
+				return r, false
 			}
 			if attempt < renewAttempts {
 				wait := bo.next(min(keyfactor.RetryAfterOf(err), maxRenewWait))
