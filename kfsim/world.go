@@ -878,10 +878,13 @@ func cnOf(dn string) string {
 	return ""
 }
 
+// hexSeparators are what people paste between the bytes of a thumbprint.
+var hexSeparators = strings.NewReplacer(":", "", " ", "", "-", "")
+
 // normalizeHex uppercases a hex string and drops the separators people
 // paste with thumbprints.
 func normalizeHex(s string) string {
-	return strings.ToUpper(strings.NewReplacer(":", "", " ", "", "-", "").Replace(strings.TrimSpace(s)))
+	return strings.ToUpper(hexSeparators.Replace(strings.TrimSpace(s)))
 }
 
 func isHex(s string) bool {
