@@ -16,6 +16,7 @@ func TestJobsReachLocationsAfterRunAt(t *testing.T) {
 		wantRun time.Duration // from now
 	}{
 		{"immediate with default delay", 0, 0, DefaultJobDelay},
+		{"negative delay runs at once", 0, -time.Second, 0},
 		{"past job time runs now", -time.Hour, 3 * time.Second, 3 * time.Second},
 		{"future job time", 30 * time.Minute, 3 * time.Second, 30*time.Minute + 3*time.Second},
 	}
@@ -34,14 +35,16 @@ func TestJobsReachLocationsAfterRunAt(t *testing.T) {
 				t.Fatalf("job = %+v, want RunAt %s", j, t0.Add(tc.wantRun))
 			}
 
-			h.clock.Set(t0.Add(tc.wantRun - time.Nanosecond))
-			c := decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
-			if len(c.Locations) != 0 || h.sim.Ledger().Jobs[0].State != JobScheduled {
-				t.Fatalf("job ran early: locations %+v", c.Locations)
+			if tc.wantRun > 0 {
+				h.clock.Set(t0.Add(tc.wantRun - time.Nanosecond))
+				c := decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
+				if len(c.Locations) != 0 || h.sim.Ledger().Jobs[0].State != JobScheduled {
+					t.Fatalf("job ran early: locations %+v", c.Locations)
+				}
 			}
 
 			h.clock.Set(t0.Add(tc.wantRun))
-			c = decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
+			c := decode[wireCertificate](t, h.call("GET", "Certificates/"+itoa(rn.KeyfactorId)+"?includeLocations=true", alice, nil), 200)
 			want := Location{StoreMachine: "web02.corp.example", StorePath: "My", StoreType: 2, Alias: "api", CertStoreId: storeWeb02}
 			if len(c.Locations) != 1 || c.Locations[0] != want {
 				t.Fatalf("locations = %+v, want %+v", c.Locations, want)

@@ -678,7 +678,7 @@ func (s *Server) Load(f Fixture) error {
 			maxID++
 			c.Id = maxID
 		}
-		rec, err := s.fixtureCertificate(c, now, stores, storeTypes)
+		rec, err := s.fixtureCertificate(c, now, stores)
 		if err != nil {
 			bad("certificate %d: %w", c.Id, err)
 			continue
@@ -787,12 +787,12 @@ func fillStoreTypeNames(t *StoreType) {
 
 // fixtureCertificate turns a fixture certificate into a record, filling in
 // what a real certificate always has.
-func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[string]*Store, newTypes map[int]*StoreType) (*certRecord, error) {
+func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[string]*Store) (*certRecord, error) {
 	c.Thumbprint = normalizeHex(c.Thumbprint)
 	if c.Thumbprint == "" {
 		c.Thumbprint = s.randomHex(20)
 	} else if !isHex(c.Thumbprint) {
-		return nil, fmt.Errorf("Thumbprint %q is not hex", c.Thumbprint)
+		return nil, fmt.Errorf("field Thumbprint: %q is not hex", c.Thumbprint)
 	}
 	c.SerialNumber = normalizeHex(c.SerialNumber)
 	if c.SerialNumber == "" {
@@ -815,7 +815,7 @@ func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[
 		c.NotAfter = c.NotBefore.Add(DefaultLifetime)
 	}
 	if !c.NotAfter.After(c.NotBefore) {
-		return nil, fmt.Errorf("NotAfter %s is not after NotBefore %s", c.NotAfter.Format(time.RFC3339), c.NotBefore.Format(time.RFC3339))
+		return nil, fmt.Errorf("field NotAfter: %s is not after NotBefore %s", c.NotAfter.Format(time.RFC3339), c.NotBefore.Format(time.RFC3339))
 	}
 	c.NotBefore, c.NotAfter = c.NotBefore.UTC(), c.NotAfter.UTC()
 	if c.ImportDate.IsZero() {
@@ -826,7 +826,7 @@ func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[
 		return nil, err
 	}
 	if c.CertRequestId < 0 {
-		return nil, fmt.Errorf("CertRequestId must not be negative")
+		return nil, fmt.Errorf("field CertRequestId: must not be negative")
 	}
 	if c.PrincipalId != nil {
 		v := *c.PrincipalId
@@ -878,10 +878,13 @@ func cnOf(dn string) string {
 	return ""
 }
 
+// hexSeparators are what people paste between the bytes of a thumbprint.
+var hexSeparators = strings.NewReplacer(":", "", " ", "", "-", "")
+
 // normalizeHex uppercases a hex string and drops the separators people
 // paste with thumbprints.
 func normalizeHex(s string) string {
-	return strings.ToUpper(strings.NewReplacer(":", "", " ", "", "-", "").Replace(strings.TrimSpace(s)))
+	return strings.ToUpper(hexSeparators.Replace(strings.TrimSpace(s)))
 }
 
 func isHex(s string) bool {

@@ -270,3 +270,27 @@ func TestAddAndRemoveLocation(t *testing.T) {
 		}
 	}
 }
+
+func TestSyntheticTargets(t *testing.T) {
+	got := SyntheticTargets(3, 2)
+	if len(got) != 6 {
+		t.Fatalf("%d targets, want 6", len(got))
+	}
+	stores := map[string]bool{}
+	for i, tg := range got {
+		if want := 1001 + i/2; tg.CertificateID != want || tg.Alias != "app"+itoa(want) {
+			t.Errorf("target %d = %+v, want certificate %d", i, tg, want)
+		}
+		stores[tg.StoreID] = true
+	}
+	if len(stores) != 2 {
+		t.Errorf("stores %v, want 2 shared by every certificate", stores)
+	}
+	s := New(Options{Clock: NewManualClock(t0)})
+	if err := s.Load(SeedFixture(got, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := s.Certificate(1003); !ok || len(c.Locations) != 2 {
+		t.Errorf("certificate 1003 = %+v", c)
+	}
+}

@@ -1,0 +1,129 @@
+package kfsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchWorld is a simulator holding n certificates in 2 stores each, built
+// with SyntheticTargets and SeedFixture as `runner bench` builds it.
+func benchWorld(tb testing.TB, n int) (*Server, *ManualClock) {
+	tb.Helper()
+	clock := NewManualClock(t0)
+	s := New(Options{Clock: clock, Seed: 1, JobDelay: time.Second})
+	fx := SeedFixture(SyntheticTargets(n, 2), t0)
+	fx.Users = []User{{Username: "bench", Password: "pw", Permissions: []string{"/"}}}
+	if err := s.Load(fx); err != nil {
+		tb.Fatal(err)
+	}
+	return s, clock
+}
+
+// do serves one request in process and fails on an unexpected status.
+func do(tb testing.TB, s *Server, method, target string, body any) []byte {
+	var rd *strings.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	} else {
+		rd = strings.NewReader("")
+	}
+	req := httptest.NewRequest(method, target, rd)
+	req.SetBasicAuth("bench", "pw")
+	req.Header.Set("x-keyfactor-requested-with", "APIClient")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("%s %s: %d %s", method, target, rec.Code, rec.Body.String())
+	}
+	return rec.Body.Bytes()
+}
+
+// BenchmarkRequestCost shows the simulator's cost per request flat in the
+// size of the world: lookups by id and thumbprint and `Id -eq … OR …`
+// reads go through indexes, and settling jobs costs only the jobs due.
+//
+//	go test -run XXX -bench RequestCost -benchtime 2000x ./kfsim/
+func BenchmarkRequestCost(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		s, clock := benchWorld(b, n)
+		ids := make([]string, 50)
+		for i := range ids {
+			ids[i] = "Id -eq " + strconv.Itoa(1001+(i*n)/50)
+		}
+		orQuery := "/KeyfactorAPI/Certificates?pq.includeLocations=true&pq.queryString=" + url.QueryEscape(strings.Join(ids, " OR "))
+		var thumb string
+		s.mu.Lock()
+		thumb = s.world.byID[1001+n/2].Thumbprint
+		s.mu.Unlock()
+		b.Run(fmt.Sprintf("get-by-id/%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				do(b, s, "GET", "/KeyfactorAPI/Certificates/"+strconv.Itoa(1001+i%n)+"?includeLocations=true", nil)
+			}
+		})
+		b.Run(fmt.Sprintf("thumbprint-query/%d", n), func(b *testing.B) {
+			target := "/KeyfactorAPI/Certificates?pq.queryString=" + url.QueryEscape(`Thumbprint -eq "`+thumb+`"`)
+			for i := 0; i < b.N; i++ {
+				do(b, s, "GET", target, nil)
+			}
+		})
+		b.Run(fmt.Sprintf("or-of-50-ids/%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				do(b, s, "GET", orQuery, nil)
+			}
+		})
+		b.Run(fmt.Sprintf("renew-deploy-settle/%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				old := 1001 + i%n
+				var rn wireRenewalResponse
+				if err := json.Unmarshal(do(b, s, "POST", "/KeyfactorAPI/Enrollment/Renew", wireRenewalRequest{CertificateId: old}), &rn); err != nil {
+					b.Fatal(err)
+				}
+				do(b, s, "POST", "/KeyfactorAPI/Enrollment/PFX/Deploy", wireDeployRequest{CertificateId: rn.KeyfactorId,
+					Stores: []wireDeployStore{{StoreId: "00000000-0000-4000-8000-000000000001", Alias: "app" + strconv.Itoa(old), Overwrite: true}}})
+				clock.Advance(time.Second) // the job runs at the next request
+			}
+		})
+	}
+}
+
+// BenchmarkSeed builds and loads a world of n certificates in 2 stores:
+// linear in n.
+func BenchmarkSeed(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				benchWorld(b, n)
+			}
+		})
+	}
+}
+
+// TestRequestCostIsIndexed checks, without timing anything, that the
+// indexed reads do not visit the world: the candidates of an OR of ids and
+// of a thumbprint are those records alone, in a world of 20,000.
+func TestRequestCostIsIndexed(t *testing.T) {
+	s, _ := benchWorld(t, 20_000)
+	q, err := parseQuery("Id -eq 1001 OR Id -eq 15000 OR Id -eq 99", certificateFields, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	ids, ok := q.candidates(s.world.lookup)
+	thumb := s.world.byID[5000].Thumbprint
+	s.mu.Unlock()
+	if !ok || len(ids) != 2 {
+		t.Errorf("OR of ids: candidates %v, %v; want the two that exist", ids, ok)
+	}
+	var got []wireCertificate
+	if err := json.Unmarshal(do(t, s, "GET", "/KeyfactorAPI/Certificates?pq.queryString="+url.QueryEscape(`Thumbprint -eq "`+thumb+`"`), nil), &got); err != nil || len(got) != 1 || got[0].Id != 5000 {
+		t.Errorf("thumbprint query = %+v, %v", got, err)
+	}
+}
