@@ -1000,13 +1000,14 @@ func (s *Server) RemoveLocation(certID int, storeID string) error {
 var errNotFound = errors.New("not found")
 
 // certIndex holds the certificates with every index a request needs: by id,
-// thumbprint, request id and issued DN, the ids in ascending order for
+// thumbprint, request id, issued DN and CN, the ids in ascending order for
 // scans, and the entries of every store by (store, alias).
 type certIndex struct {
 	byID    map[int]*certRecord
 	byThumb map[string]int   // uppercase thumbprint → id
 	byReq   map[int]int      // CertRequestId → id
 	byDN    map[string][]int // lowercase IssuedDN → ids
+	byCN    map[string][]int // lowercase IssuedCN → ids
 	order   []int            // ascending ids
 	locs    map[locKey]int   // (store, lowercase alias) → id
 	maxID   int
@@ -1019,7 +1020,7 @@ type locKey struct {
 
 func newCertIndex() certIndex {
 	return certIndex{byID: map[int]*certRecord{}, byThumb: map[string]int{}, byReq: map[int]int{},
-		byDN: map[string][]int{}, locs: map[locKey]int{}}
+		byDN: map[string][]int{}, byCN: map[string][]int{}, locs: map[locKey]int{}}
 }
 
 // add indexes a new record. Issued certificates take the next id, so order
@@ -1065,6 +1066,8 @@ func (x *certIndex) index(rec *certRecord) {
 	}
 	dn := strings.ToLower(rec.IssuedDN)
 	x.byDN[dn] = append(x.byDN[dn], id)
+	cn := strings.ToLower(rec.IssuedCN)
+	x.byCN[cn] = append(x.byCN[cn], id)
 	for _, l := range rec.Locations {
 		x.locs[locKey{l.CertStoreId, strings.ToLower(l.Alias)}] = id
 	}
@@ -1091,6 +1094,8 @@ func (x *certIndex) lookup(c clause) ([]int, bool) {
 		return nil, true
 	case "IssuedDN":
 		return x.byDN[c.str], true
+	case "IssuedCN":
+		return x.byCN[c.str], true
 	}
 	return nil, false
 }

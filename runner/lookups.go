@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"runner/journal"
 	"runner/keyfactor"
 	"runner/plan"
@@ -116,15 +118,13 @@ func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
 	if s.queryOK.refused.Load() {
 		return
 	}
-	var batch []*target
-	var clauses []string
-	seen := map[string]bool{}
-	flush := func() {
-		if len(batch) > 0 {
-			s.searchHolders(ctx, batch, clauses)
-		}
-		batch, clauses, seen = nil, nil, map[string]bool{}
+	type batch struct {
+		targets []*target
+		clauses []string
 	}
+	var batches []batch
+	var cur batch
+	seen := map[string]bool{}
 	for _, t := range ts {
 		c := t.f.planCert
 		if t.f.lineage != nil || c == nil || t.f.planMismatch != "" {
@@ -139,15 +139,27 @@ func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
 		}
 		clause := keyfactor.Clause("IssuedCN", "-eq", q)
 		if !seen[clause] {
-			if next := keyfactor.Or(append(slices.Clone(clauses), clause)...); len(clauses) > 0 && len(url.QueryEscape(next)) > holderQueryBudget {
-				flush()
+			if next := keyfactor.Or(append(slices.Clone(cur.clauses), clause)...); len(cur.clauses) > 0 && len(url.QueryEscape(next)) > holderQueryBudget {
+				batches = append(batches, cur)
+				cur, seen = batch{}, map[string]bool{}
 			}
 			seen[clause] = true
-			clauses = append(clauses, clause)
+			cur.clauses = append(cur.clauses, clause)
 		}
-		batch = append(batch, t)
+		cur.targets = append(cur.targets, t)
 	}
-	flush()
+	if len(cur.targets) > 0 {
+		batches = append(batches, cur)
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, b := range batches {
+		g.Go(func() error {
+			s.searchHolders(ctx, b.targets, b.clauses)
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // searchHolders runs one batched search and gives each target its answer.
