@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +12,15 @@ import (
 	"time"
 
 	"runner/journal"
+	"runner/kfsim"
+	"runner/plan"
 )
 
-// The command line is run in-process (Main) against the built-in
-// simulator; binary_test.go runs the built binary once as a user would.
+// The command line is run in-process (Main) against a simulator over real
+// HTTP: --simulate for the demo path, or a kfsim.Server on httptest with
+// the KEYFACTOR_* environment pointing at it, which is how an operator
+// runs it. binary_test.go runs the built binary for what needs a process
+// (signals, SIGKILL).
 
 const examplePlan = "examples/plan.csv"
 
@@ -37,6 +43,92 @@ func writePlan(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Distinctive credentials, so a test can look for them everywhere.
+const (
+	simDomain   = "CORP"
+	simUsername = "svc-cli-test"
+	simPassword = "pw-Zq8vLk2-distinctive"
+)
+
+// simEnv is a simulator on loopback seeded from a plan, with the
+// environment of an operator pointed at it and a state directory of its
+// own.
+type simEnv struct {
+	sim      *kfsim.Server
+	url      string
+	stateDir string
+}
+
+func newSimEnv(t *testing.T, planPath string, edit ...func(*kfsim.Options, *kfsim.Fixture)) *simEnv {
+	t.Helper()
+	p, err := plan.Load(planPath, plan.Options{AllowPlainPasswords: true, AllowPastJobTime: true})
+	if err != nil {
+		t.Fatalf("seed from %s: %v", planPath, err)
+	}
+	opts := kfsim.Options{JobDelay: -1, Seed: 7}
+	fx := fixtureFromPlan(p, time.Now())
+	fx.Users = []kfsim.User{{Username: simUsername, Domain: simDomain, Password: simPassword, Permissions: fullPermissions()}}
+	for _, e := range edit {
+		e(&opts, &fx)
+	}
+	sim := kfsim.New(opts)
+	if err := sim.Load(fx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { sim.CheckNoUnknownRoutes(t) })
+	e := &simEnv{sim: sim, url: srv.URL, stateDir: t.TempDir()}
+	t.Setenv("KEYFACTOR_HOSTNAME", srv.URL)
+	t.Setenv("KEYFACTOR_API_PATH", sim.BasePath())
+	t.Setenv("KEYFACTOR_USERNAME", simUsername)
+	t.Setenv("KEYFACTOR_DOMAIN", simDomain)
+	t.Setenv("KEYFACTOR_PASSWORD", simPassword)
+	t.Setenv("RUNNER_STATE_DIR", e.stateDir)
+	return e
+}
+
+// renewals counts the ledger's renewals of each certificate.
+func (e *simEnv) renewals() map[int]int {
+	out := map[int]int{}
+	for _, r := range e.sim.Ledger().Renewals {
+		out[r.OldCertificateId]++
+	}
+	return out
+}
+
+// jsonReport is the part of the JSON report the tests read.
+type jsonReport struct {
+	Schema string `json:"schema"`
+	Run    struct {
+		NotRun      *string        `json:"not_run"`
+		ExitCode    int            `json:"exit_code"`
+		Interrupted bool           `json:"interrupted"`
+		Counts      map[string]int `json:"counts"`
+	} `json:"run"`
+	Rows []struct {
+		Line             int      `json:"line"`
+		Status           string   `json:"status"`
+		Stage            string   `json:"stage"`
+		Detail           string   `json:"detail"`
+		NewCertificateID *int     `json:"new_certificate_id"`
+		Warnings         []string `json:"warnings"`
+	} `json:"rows"`
+}
+
+func readReport(t *testing.T, path string) jsonReport {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read report: %v", err)
+	}
+	var r jsonReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report %s is not JSON: %v", path, err)
+	}
+	return r
 }
 
 func TestExitCodes(t *testing.T) {
@@ -73,11 +165,12 @@ func TestExitCodes(t *testing.T) {
 		{name: "no hostname", args: []string{examplePlan}, env: map[string]string{"KEYFACTOR_HOSTNAME": ""}, want: exitUsage, wantStderr: "KEYFACTOR_HOSTNAME"},
 		{name: "Command unreachable", args: []string{"--state", filepath.Join(t.TempDir(), "s.db"), examplePlan},
 			env:  map[string]string{"KEYFACTOR_HOSTNAME": "http://127.0.0.1:1", "KEYFACTOR_USERNAME": "u", "KEYFACTOR_PASSWORD": "p"},
-			want: exitPreflight, wantStderr: "preflight"},
-		{name: "locked state", args: []string{"--simulate", "--state", lockedState, examplePlan}, want: exitLocked, wantStderr: "another runner"},
+			want: exitPreflight, wantStderr: "Command did not answer: check KEYFACTOR_HOSTNAME"},
+		{name: "locked state", args: []string{"--simulate", "--state", lockedState, examplePlan}, want: exitLocked, wantStderr: "locked by pid"},
 		{name: "interrupted", ctx: cancelled, args: []string{"--simulate", examplePlan}, want: exitInterrupted},
 		{name: "validate ok", args: []string{"validate", examplePlan}, want: exitOK},
 		{name: "validate bad", args: []string{"validate", bad}, want: exitUsage, wantStderr: "store_id: not a GUID"},
+		{name: "unknown command", args: []string{"shedule"}, want: exitUsage, wantStderr: `did you mean "schedule"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -114,50 +207,82 @@ func TestValidateReportsEveryErrorAtOnce(t *testing.T) {
 	}
 }
 
+// 300 bad rows: the terminal gets the first 50 and a count, --all gets all.
+func TestValidateCapsTheErrorListUnlessAll(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("certificate_id,store_id\n")
+	for range 300 {
+		b.WriteString("1001,not-a-guid\n")
+	}
+	path := writePlan(t, b.String())
+	r := runMain(t, context.Background(), "validate", path)
+	if n := strings.Count(r.stderr, "store_id: not a GUID"); r.code != exitUsage || n != 50 || !strings.Contains(r.stderr, "250 more") {
+		t.Errorf("exit %d, %d errors printed (want 50 and a count of 250 more):\n%.500s", r.code, n, r.stderr)
+	}
+	r = runMain(t, context.Background(), "validate", "--all", path)
+	if n := strings.Count(r.stderr, "store_id: not a GUID"); r.code != exitUsage || n != 300 {
+		t.Errorf("--all: exit %d, %d errors printed, want 300", r.code, n)
+	}
+}
+
 func TestSimulateWritesReportsAndFailedPlan(t *testing.T) {
 	dir := t.TempDir()
 	planPath := writePlan(t, "certificate_id,store_id,password\n"+
 		"1001,11111111-1111-4111-8111-111111111111,\n"+
 		"1002,22222222-2222-4222-8222-222222222222,env:RUNNER_TEST_NEVER_SET\n")
-	jsonPath, csvPath, mdPath, failed := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv"), filepath.Join(dir, "r.md"), filepath.Join(dir, "failed.csv")
-	r := runMain(t, context.Background(), "--simulate", "--report", jsonPath, "--report", csvPath, "--report", mdPath, "--failed-plan", failed, planPath)
+	jsonPath, csvPath, mdPath, htmlPath, xmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv"), filepath.Join(dir, "r.md"), filepath.Join(dir, "r.html"), filepath.Join(dir, "r.xml")
+	failed, metrics := filepath.Join(dir, "failed.csv"), filepath.Join(dir, "runner.prom")
+	r := runMain(t, context.Background(), "--simulate", "--report", jsonPath, "--report", csvPath, "--report", mdPath, "--report", htmlPath, "--report", xmlPath,
+		"--failed-plan", failed, "--metrics-file", metrics, planPath)
 	if r.code != exitRowsFailed {
 		t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
 	}
-	var rep struct {
-		Run struct {
-			Counts map[string]int `json:"counts"`
-		} `json:"run"`
-		Rows []struct {
-			Line   int    `json:"line"`
-			Status string `json:"status"`
-		} `json:"rows"`
-	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("report JSON: %v", err)
-	}
-	if len(rep.Rows) != 2 || rep.Run.Counts["succeeded"] != 1 || rep.Run.Counts["failed"] != 1 {
+	rep := readReport(t, jsonPath)
+	if len(rep.Rows) != 2 || rep.Run.Counts["succeeded"] != 1 || rep.Run.Counts["failed"] != 1 || rep.Run.ExitCode != exitRowsFailed {
 		t.Errorf("report: %+v", rep)
 	}
-	fp, err := os.ReadFile(failed)
+	fp, err := plan.Load(failed, plan.Options{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the failed plan is not a plan: %v", err)
 	}
-	if !strings.Contains(string(fp), "1002,22222222-2222-4222-8222-222222222222,env:RUNNER_TEST_NEVER_SET") || strings.Contains(string(fp), "1001") {
-		t.Errorf("failed plan should hold only line 3:\n%s", fp)
+	if len(fp.Rows) != 1 || fp.Rows[0].CertificateID != 1002 || fp.Rows[0].Password.String() != "env:RUNNER_TEST_NEVER_SET" {
+		t.Errorf("failed plan should hold only line 3 as written: %+v", fp.Rows)
 	}
-	for _, p := range []string{csvPath, mdPath} {
-		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
-			t.Errorf("report %s not written: %v", p, err)
+	csvText := mustRead(t, csvPath)
+	for _, want := range []string{"1001,11111111-1111-4111-8111-111111111111,,succeeded,deploy,job created", "1002,22222222-2222-4222-8222-222222222222,env:RUNNER_TEST_NEVER_SET,failed,preflight"} {
+		if !strings.Contains(csvText, want) {
+			t.Errorf("CSV report lacks %q:\n%s", want, csvText)
 		}
+	}
+	if md := mustRead(t, mdPath); !strings.Contains(md, "| 3 | 1002 |") || !strings.Contains(md, "RUNNER\\_TEST\\_NEVER\\_SET") {
+		t.Errorf("Markdown report lacks line 3:\n%s", md)
+	}
+	if h := mustRead(t, htmlPath); !strings.Contains(h, "<html") || !strings.Contains(h, "RUNNER_TEST_NEVER_SET") {
+		t.Errorf("HTML report lacks the failed row")
+	}
+	if x := mustRead(t, xmlPath); !strings.Contains(x, "<testsuites") || strings.Count(x, "<testcase") != 2 || strings.Count(x, "<failure") != 1 {
+		t.Errorf("JUnit report: %s", x)
+	}
+	if m := mustRead(t, metrics); !strings.Contains(m, `runner_rows{`) || !strings.Contains(m, `status="failed"} 1`) {
+		t.Errorf("metrics file:\n%s", m)
 	}
 	if !strings.Contains(r.stdout, "1 succeeded, 1 failed") {
 		t.Errorf("summary missing from stdout:\n%s", r.stdout)
 	}
+	for _, p := range []string{jsonPath, csvPath, mdPath, htmlPath, xmlPath, failed} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600 (%v)", p, st.Mode().Perm(), err)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestPlanCommandIsADryRun(t *testing.T) {
@@ -167,29 +292,5 @@ func TestPlanCommandIsADryRun(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "25 skipped") || !strings.Contains(r.stdout, "would renew") {
 		t.Errorf("dry run summary:\n%s", r.stdout)
-	}
-}
-
-// TestRateLimitIsWiredIntoTheClient shows --rate reaching every request:
-// at one request per 1000 s only the first request goes out; the limiter
-// refuses the second at once because its wait would outlast the deadline,
-// where an unlimited run finishes.
-func TestRateLimitIsWiredIntoTheClient(t *testing.T) {
-	for _, tc := range []struct {
-		rate       string
-		want       int
-		wantStderr string
-	}{
-		{"0", exitOK, ""},
-		{"0.001", exitPreflight, "wait for rate limit"},
-	} {
-		t.Run("rate="+tc.rate, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			r := runMain(t, ctx, "--simulate", "--rate", tc.rate, examplePlan)
-			if r.code != tc.want || !strings.Contains(r.stderr, tc.wantStderr) {
-				t.Fatalf("exit %d, want %d with %q in stderr:\n%s", r.code, tc.want, tc.wantStderr, r.stderr)
-			}
-		})
 	}
 }

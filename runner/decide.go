@@ -146,14 +146,13 @@ func decide(f facts) action {
 		if a, settledHere := decideLatest(f, latest); settledHere {
 			return a
 		}
-	} else if f.lineage == nil && f.planCert != nil {
-		if a, settledHere := decideWithoutJournal(f); settledHere {
-			return a
-		}
 	}
 	id := currentID(f.lineage, f.planCert)
 	if f.current == nil || f.current.Id != id {
 		return action{kind: actReadCurrent, certID: id}
+	}
+	if a, settledHere := beforeRenewing(f); settledHere {
+		return a
 	}
 	return dueCheck(f)
 }
@@ -262,25 +261,25 @@ func decideLatest(f facts, r journal.Renewal) (action, bool) {
 	return action{}, false
 }
 
-// decideWithoutJournal handles a certificate the journal does not know (a
-// new machine, a lost state file, a certificate that moved to this shard).
-// Before it is renewed, Command is searched for a newer certificate with
-// the same subject already in one of its stores (renewed from elsewhere, or
-// by a run whose state was lost, maybe under another alias): that one is
-// the certificate now, and is adopted instead of renewing the old one again.
-func decideWithoutJournal(f facts) (action, bool) {
-	if f.holders == nil {
-		if !f.force && f.now.Before(dueAt(f.planCert, f.renewBefore)) {
-			return action{}, false // not due: nothing would be renewed anyway
-		}
+// beforeRenewing runs when the current certificate would be renewed. The
+// journal is not the only one who renews: another machine, a run whose
+// state was lost, a shard that held the certificate on other nights. So
+// Command is searched first for a newer certificate with the same subject
+// already in one of the stores (maybe under another alias); that one is the
+// certificate now, and is adopted instead of renewing the old one again.
+func beforeRenewing(f facts) (action, bool) {
+	c := f.current
+	if c.CertState == certStateRevoked || (!f.force && f.now.Before(dueAt(c, f.renewBefore))) {
+		return action{}, false // nothing would be renewed
+	}
+	switch {
+	case f.holders == nil:
 		return action{kind: actFindHolders}, true
-	}
-	if f.holders.err != nil {
+	case f.holders.err != nil:
 		return action{kind: actFail, stage: report.StageCheck, detail: fmt.Sprintf(
-			"the journal does not know certificate %d and Command could not be searched for a newer certificate already in its stores (%v); not renewing blindly: rerun when Command answers",
-			f.planCert.Id, f.holders.err)}, true
-	}
-	if f.holders.holder != nil {
+			"certificate %d is due, and Command could not be searched for a newer certificate already in its stores (%v); not renewing blindly: rerun when Command answers",
+			c.Id, f.holders.err)}, true
+	case f.holders.holder != nil && f.holders.holder.Id != c.Id:
 		return action{kind: actAdopt, found: f.holders.holder}, true
 	}
 	return action{}, false
@@ -397,19 +396,19 @@ func renewalCandidates(old journal.Renewal, root int, identity string, now time.
 }
 
 // storeHolder picks, among certificates with old's subject, the newest
-// active one that Command shows in one of stores and no other lineage
-// claims; nil when there is none.
-func storeHolder(old *keyfactor.Certificate, stores []string, now time.Time, claimedBy func(int) (int, bool), found []keyfactor.Certificate) *keyfactor.Certificate {
+// active one newer than old that Command shows in one of stores and no
+// lineage but root's claims; nil when there is none.
+func storeHolder(old *keyfactor.Certificate, root int, stores []string, now time.Time, claimedBy func(int) (int, bool), found []keyfactor.Certificate) *keyfactor.Certificate {
 	var best *keyfactor.Certificate
 	for i := range found {
 		c := &found[i]
 		if c.Id == old.Id || !strings.EqualFold(c.IssuedDN, old.IssuedDN) || c.CertState == certStateRevoked {
 			continue
 		}
-		if !c.NotBefore.After(old.NotBefore) || !c.NotAfter.After(now) {
+		if !newer(c, old) || !c.NotAfter.After(now) {
 			continue
 		}
-		if owner, ok := claimedBy(c.Id); ok && owner != old.Id {
+		if owner, ok := claimedBy(c.Id); ok && owner != root {
 			continue
 		}
 		in := false
@@ -421,6 +420,19 @@ func storeHolder(old *keyfactor.Certificate, stores []string, now time.Time, cla
 		}
 	}
 	return best
+}
+
+// newer reports whether c was issued after old: a later NotBefore, or the
+// same second and a later import (Command's ids grow with time, the last
+// tie-break).
+func newer(c, old *keyfactor.Certificate) bool {
+	switch {
+	case !c.NotBefore.Equal(old.NotBefore):
+		return c.NotBefore.After(old.NotBefore)
+	case !c.ImportDate.Equal(old.ImportDate):
+		return c.ImportDate.After(old.ImportDate)
+	}
+	return c.Id > old.Id
 }
 
 func certIDs(cs []keyfactor.Certificate) string {

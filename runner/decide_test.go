@@ -224,6 +224,16 @@ func TestDecide(t *testing.T) {
 			}))
 			f.current = freshCert
 		}, want{kind: actSkip, detail: "now certificate 1002"}},
+		{"the journal's certificate is due: look for a newer one in the stores first", func(f *facts) {
+			f.lineage, f.holders = lineage(with(renewedLastNight, func(r *journal.Renewal) { r.Stores = stores(journal.StoreJobCreated, storeA, storeB) })), nil
+			f.current = cert(1002, now.Add(-400*24*time.Hour), year, storeA, storeB)
+		}, want{kind: actFindHolders}},
+		{"the journal's certificate was renewed elsewhere since: adopt what the stores hold", func(f *facts) {
+			// Another journal (a shard on other nights) renewed 1002 to 1060.
+			f.lineage = lineage(with(renewedLastNight, func(r *journal.Renewal) { r.Stores = stores(journal.StoreJobCreated, storeA, storeB) }))
+			f.current = cert(1002, now.Add(-400*24*time.Hour), year, storeA)
+			f.holders = &holderResult{holder: cert(1060, now.Add(-time.Hour), year, storeB)}
+		}, want{kind: actAdopt, certID: 1060}},
 		{"adopted from the stores: judged on the adopted certificate", func(f *facts) {
 			f.lineage = lineage(journal.Renewal{Kind: journal.KindAdoption, State: journal.StateRenewed, OldCertificateID: 1001, NewCertificateID: 1002})
 			f.current = freshCert
@@ -322,11 +332,17 @@ func TestStoreHolder(t *testing.T) {
 		{"newer in a target store", []keyfactor.Certificate{newer(2000, now.Add(-time.Hour), storeB)}, 2000},
 		{"newer but in no target store", []keyfactor.Certificate{newer(2000, now.Add(-time.Hour), "99999999-9999-4999-8999-999999999999")}, 0},
 		{"older than the plan's certificate", []keyfactor.Certificate{newer(2000, old.NotBefore.Add(-time.Hour), storeB)}, 0},
+		{"issued the same second, imported later", []keyfactor.Certificate{func() keyfactor.Certificate {
+			c := newer(2000, old.NotBefore, storeB)
+			c.ImportDate = old.ImportDate.Add(time.Millisecond)
+			return c
+		}()}, 2000},
+		{"the same second and import, a lower id", []keyfactor.Certificate{newer(999, old.NotBefore, storeB)}, 0},
 		{"claimed by another lineage", []keyfactor.Certificate{newer(2001, now.Add(-time.Hour), storeB)}, 0},
 		{"the newest of two", []keyfactor.Certificate{newer(2000, now.Add(-48*time.Hour), storeB), newer(2003, now.Add(-time.Hour), storeB)}, 2003},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := storeHolder(old, []string{storeA, storeB}, now, claimedBy, tc.found)
+			got := storeHolder(old, 1001, []string{storeA, storeB}, now, claimedBy, tc.found)
 			id := 0
 			if got != nil {
 				id = got.Id

@@ -99,6 +99,14 @@ func (s *run) decidePage(ctx context.Context, jobs []*plan.Job, dispatch func(*t
 	_ = g.Wait()
 }
 
+// rootOr is the target's lineage root, or id when it has none yet.
+func (t *target) rootOr(id int) int {
+	if t.root != 0 {
+		return t.root
+	}
+	return id
+}
+
 // planID is the certificate id the plan names (resolved from the thumbprint
 // when the plan gives only that).
 func (t *target) planID() int { return t.job.CertificateID }
@@ -383,20 +391,25 @@ func (s *run) gather(ctx context.Context, t *target, a action) error {
 			}
 		})
 	case actAdopt:
-		found := a.found
-		s.log.Info("a newer certificate with the same subject is already in the stores; it is the certificate now", "certificate", t.f.planCert.Id, "in_store", found.Id)
-		r := journal.Renewal{Kind: journal.KindAdoption, State: journal.StateRenewed, OldCertificateID: t.f.planCert.Id,
-			Subject: t.f.planCert.IssuedDN, StartedAt: t.f.now.UTC(), NewCertificateID: found.Id, RequestID: found.CertRequestId, RenewedAt: found.ImportDate}
-		root := t.f.planCert.Id
+		found, old := a.found, t.f.current
+		s.log.Info("a newer certificate with the same subject is already in the stores; it is the certificate now", "certificate", old.Id, "in_store", found.Id)
+		r := journal.Renewal{Kind: journal.KindAdoption, State: journal.StateRenewed, OldCertificateID: old.Id,
+			Subject: old.IssuedDN, StartedAt: t.f.now.UTC(), NewCertificateID: found.Id, RequestID: found.CertRequestId, RenewedAt: found.ImportDate}
+		root := t.rootOr(old.Id)
 		if !s.cfg.DryRun {
 			var err error
 			if r, err = s.journal.Adopt(root, r); err != nil {
 				return fmt.Errorf("journal: %w", err)
 			}
 		}
-		t.root = root
-		t.f.lineage = &journal.Lineage{Root: root, Renewals: []journal.Renewal{r}}
-		t.f.current = found
+		l := journal.Lineage{Root: root}
+		if t.f.lineage != nil {
+			l = *t.f.lineage
+			l.Renewals = slices.Clone(l.Renewals)
+		}
+		l.Renewals = append(l.Renewals, r)
+		t.root, t.f.lineage, t.f.current = root, &l, found
+		t.f.holders = &holderResult{} // nothing newer than what was just adopted
 	default:
 		return fmt.Errorf("internal error: decide asked for step %d", a.kind)
 	}

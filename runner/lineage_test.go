@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"runner/keyfactor"
 	"runner/kfsim"
+	"runner/plan"
 	"runner/report"
 	"runner/runner"
 )
@@ -310,4 +312,35 @@ func TestInterruptDuringVerifyReportsUnverifiedRows(t *testing.T) {
 		t.Errorf("an unverified row still carries its renewal and deploy: %+v", r)
 	}
 	wantRow(t, rep, 3, report.Failed, report.StageCheck, "interrupted")
+}
+
+// Two journals for one Command (a certificate that moves between shards as
+// their number changes, a second machine): journal A renewed 1001, journal
+// B adopted that renewal from the stores and renewed it in turn. When A
+// comes back, it must not renew its own, superseded renewal a second time:
+// before renewing, the stores are searched for something newer.
+func TestStaleJournalDoesNotRenewASupersededCertificateAgain(t *testing.T) {
+	w := newWorld(t, planText(row(1001, storeA)), withOptions(func(o *kfsim.Options) { o.JobDelay = -1 }))
+	first := wantRow(t, w.mustRun(), 2, report.Succeeded, report.StageDeploy, "job created").NewCertificateID
+	journalA := w.statePath
+
+	// Journal B, everything due: adopts A's renewal, renews it.
+	w.journal.Close()
+	w.statePath = filepath.Join(w.dir, "b.db")
+	w.openJournal()
+	w.cfg.RenewBefore = plan.RenewBefore{Duration: 400 * 24 * time.Hour}
+	second := wantRow(t, w.mustRun(), 2, report.Succeeded, report.StageDeploy, "job created").NewCertificateID
+
+	// Back to journal A, which remembers first as current.
+	w.journal.Close()
+	w.statePath = journalA
+	w.openJournal()
+	w.mustRun()
+	l := w.sim.Ledger()
+	if n := renewalsOf(l, first); n != 1 {
+		t.Errorf("certificate %d (superseded by %d) renewed %d times", first, second, n)
+	}
+	if n := renewalsOf(l, 1001); n != 1 {
+		t.Errorf("certificate 1001 renewed %d times", n)
+	}
 }

@@ -108,9 +108,9 @@ func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 // store holders, well inside IIS's default 2048-character query string.
 const holderQueryBudget = 1500
 
-// prefetchHolders searches Command, for every target of a page the journal
-// does not know and that would be renewed, for a newer certificate with the
-// same subject already in one of its stores. Subjects go many to a request
+// prefetchHolders searches Command, for every target of a page whose current
+// certificate would be renewed, for a newer certificate with the same
+// subject already in one of its stores (see beforeRenewing). Subjects go many to a request
 // (`IssuedCN -eq a OR IssuedCN -eq b …`), so a first night costs a few
 // requests per hundred certificates; a target left without an answer is
 // searched on its own when decide asks.
@@ -126,8 +126,8 @@ func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
 	var cur batch
 	seen := map[string]bool{}
 	for _, t := range ts {
-		c := t.f.planCert
-		if t.f.lineage != nil || c == nil || t.f.planMismatch != "" {
+		c := t.f.current
+		if c == nil || t.f.planMismatch != "" {
 			continue
 		}
 		if !s.cfg.Force && s.cfg.Now().Before(dueAt(c, s.renewBefore(t.job))) {
@@ -164,10 +164,10 @@ func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
 
 // searchHolders runs one batched search and gives each target its answer.
 func (s *run) searchHolders(ctx context.Context, batch []*target, clauses []string) {
-	since := batch[0].f.planCert.ImportDate
+	since := batch[0].f.current.ImportDate
 	for _, t := range batch {
-		if t.f.planCert.ImportDate.Before(since) {
-			since = t.f.planCert.ImportDate
+		if t.f.current.ImportDate.Before(since) {
+			since = t.f.current.ImportDate
 		}
 	}
 	byDN := map[string][]keyfactor.Certificate{}
@@ -192,8 +192,8 @@ func (s *run) searchHolders(ctx context.Context, batch []*target, clauses []stri
 	}
 	now := s.cfg.Now()
 	for _, t := range batch {
-		c := t.f.planCert
-		t.f.holders = &holderResult{holder: storeHolder(c, storesOf(t.rows), now, s.claimedBy, byDN[strings.ToLower(c.IssuedDN)])}
+		c := t.f.current
+		t.f.holders = &holderResult{holder: storeHolder(c, t.rootOr(c.Id), storesOf(t.rows), now, s.claimedBy, byDN[strings.ToLower(c.IssuedDN)])}
 	}
 }
 
@@ -202,10 +202,11 @@ func isStatus(err error, status int) bool {
 	return errors.As(err, &apiErr) && apiErr.Status == status
 }
 
-// findHolders looks, for one target, for a newer certificate with the plan
-// certificate's subject that Command shows in one of the target's stores.
+// findHolders looks, for one target, for a newer certificate with the
+// current certificate's subject that Command shows in one of the target's
+// stores.
 func (s *run) findHolders(ctx context.Context, t *target) *holderResult {
-	old := t.f.planCert
+	old := t.f.current
 	subject, err := subjectClause(old.IssuedDN, old.IssuedCN)
 	if err != nil {
 		return &holderResult{err: err}
@@ -218,7 +219,7 @@ func (s *run) findHolders(ctx context.Context, t *target) *holderResult {
 	if err != nil {
 		return &holderResult{err: err}
 	}
-	return &holderResult{holder: storeHolder(old, t.f.stores, s.cfg.Now(), s.claimedBy, page.Certificates)}
+	return &holderResult{holder: storeHolder(old, t.rootOr(old.Id), t.f.stores, s.cfg.Now(), s.claimedBy, page.Certificates)}
 }
 
 // DriftMode says what a difference between the plan and Command's

@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"runner/kfsim"
+)
+
+const twoCerts = "certificate_id,store_id\n" +
+	"1001,11111111-1111-4111-8111-111111111111\n" +
+	"1002,22222222-2222-4222-8222-222222222222\n"
+
+// Outputs never destroy inputs (issue 8 §1): refused before anything is
+// contacted, and the plan is left byte for byte.
+func TestOutputsThatWouldDestroyAnInputAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.csv")
+	if err := os.WriteFile(planPath, []byte(twoCerts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"failed plan is the plan", []string{"--failed-plan", "plan.csv"}, "--failed-plan plan.csv is the plan itself"},
+		{"failed plan is the plan, spelt ./", []string{"--failed-plan", "./plan.csv"}, "is the plan itself"},
+		{"report is the plan", []string{"--report", filepath.Join(dir, "plan.csv")}, "is the plan itself"},
+		{"two outputs on one path", []string{"--report", "r.csv", "--failed-plan", "./r.csv"}, "are the same file"},
+		{"a report twice", []string{"--report", "r.json", "--report", "r.json"}, "are the same file"},
+		{"failed plan that is not CSV", []string{"--failed-plan", "f.json"}, "its name must end in .csv"},
+		{"metrics not .prom", []string{"--metrics-file", "m.txt"}, "only files ending in .prom"},
+		{"state is the plan", []string{"--state", "plan.csv"}, "a state file is a database"},
+		{"report is the state", []string{"--state", "s.db", "--report", "s.db"}, "unknown extension"},
+		{"output into a missing directory", []string{"--report", "nowhere/r.json"}, "directory nowhere does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runMain(t, context.Background(), append(append([]string{"--simulate"}, tc.args...), "plan.csv")...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 with %q", r.code, r.stderr, tc.want)
+			}
+			if got := mustRead(t, planPath); got != twoCerts {
+				t.Fatalf("the plan was changed:\n%s", got)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("files written: %v", entries)
+			}
+		})
+	}
+}
+
+// On every exit code each --report still gets a report (issue 8 §1): a
+// plan error lists the rows that parsed at stage plan; a held lock says so.
+func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("plan error", func(t *testing.T) {
+		bad := writePlan(t, twoCerts+"abc,33333333-3333-4333-8333-333333333333\n")
+		out := filepath.Join(dir, "plan-error.json")
+		r := runMain(t, context.Background(), "--simulate", "--report", out, bad)
+		if r.code != exitUsage {
+			t.Fatalf("exit %d", r.code)
+		}
+		rep := readReport(t, out)
+		if rep.Run.NotRun == nil || !strings.Contains(*rep.Run.NotRun, "plan error") || rep.Run.ExitCode != exitUsage {
+			t.Errorf("not_run %v exit %d", rep.Run.NotRun, rep.Run.ExitCode)
+		}
+		if len(rep.Rows) != 2 || rep.Rows[0].Stage != "plan" || rep.Rows[0].Status != "failed" || !strings.Contains(rep.Rows[0].Detail, "not run") {
+			t.Errorf("rows that parsed must be listed at stage plan: %+v", rep.Rows)
+		}
+	})
+	t.Run("configuration error", func(t *testing.T) {
+		t.Setenv("KEYFACTOR_HOSTNAME", "http://command.example.com")
+		t.Setenv("KEYFACTOR_USERNAME", "u")
+		t.Setenv("KEYFACTOR_PASSWORD", "p")
+		out := filepath.Join(dir, "config-error.json")
+		r := runMain(t, context.Background(), "--report", out, "--state", filepath.Join(dir, "s.db"), writePlan(t, twoCerts))
+		if r.code != exitUsage || !strings.Contains(r.stderr, "plain http is only allowed for loopback") {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if rep := readReport(t, out); rep.Run.NotRun == nil || !strings.Contains(*rep.Run.NotRun, "configuration error") || len(rep.Rows) != 2 {
+			t.Errorf("report: %+v", rep)
+		}
+	})
+	t.Run("lock held", func(t *testing.T) {
+		p := writePlan(t, twoCerts)
+		env := newSimEnv(t, p)
+		first := runMain(t, context.Background(), p)
+		if first.code != exitOK {
+			t.Fatalf("first run: %d %s", first.code, first.stderr)
+		}
+		entries, _ := os.ReadDir(env.stateDir)
+		if len(entries) == 0 {
+			t.Fatal("no state file in RUNNER_STATE_DIR")
+		}
+		statePath := filepath.Join(env.stateDir, entries[0].Name())
+		holder := runMainAsync(t, "schedule", "--cron", "@yearly", "--state", statePath, p) // holds the lock
+		defer holder.stop(t)
+		out := filepath.Join(dir, "locked.json")
+		var r result
+		for range 200 { // until the holder has opened the state
+			if r = runMain(t, context.Background(), "--report", out, "--state", statePath, p); r.code == exitLocked {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if r.code != exitLocked || !strings.Contains(r.stderr, "pid") {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if rep := readReport(t, out); rep.Run.NotRun == nil || !strings.Contains(*rep.Run.NotRun, "another run holds the lock") || rep.Run.ExitCode != exitLocked {
+			t.Errorf("report: %+v", rep.Run)
+		}
+	})
+}
+
+// asyncMain is Main running in the background until stopped.
+type asyncMain struct {
+	cancel context.CancelFunc
+	done   chan result
+}
+
+func runMainAsync(t *testing.T, args ...string) *asyncMain {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &asyncMain{cancel: cancel, done: make(chan result, 1)}
+	go func() {
+		var out, errOut strings.Builder
+		code := Main(ctx, append([]string{"runner"}, args...), &syncWriter{w: &out}, &syncWriter{w: &errOut})
+		a.done <- result{code, out.String(), errOut.String()}
+	}()
+	return a
+}
+
+func (a *asyncMain) stop(t *testing.T) result {
+	t.Helper()
+	a.cancel()
+	select {
+	case r := <-a.done:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("the background run did not stop")
+		return result{}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// The journal is one per Command, not per plan: the failed plan, rerun as
+// the README says, sees the lineage of the nightly plan and renews nothing
+// twice (issue 6 §2).
+func TestFailedPlanRerunSharesTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.csv")
+	if err := os.WriteFile(planPath, []byte(twoCerts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := newSimEnv(t, planPath)
+	// 1002's store stops taking jobs: its deploy lands in FailedStores.
+	env.sim.FailJobs("22222222-2222-4222-8222-222222222222", "")
+	failed := filepath.Join(dir, "failed.csv")
+	env.sim.SetFaults(mustParseFault(t, "deploy:503:skip=1"))
+	r := runMain(t, context.Background(), "--window", "2s", "--window-margin", "1s", "--failed-plan", failed, planPath)
+	if r.code != exitRowsFailed {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	env.sim.SetFaults()
+	r = runMain(t, context.Background(), "--report", filepath.Join(dir, "rerun.json"), failed)
+	if r.code != exitOK && r.code != exitRowsFailed {
+		t.Fatalf("rerun: exit %d\n%s", r.code, r.stderr)
+	}
+	for id, n := range env.renewals() {
+		if n > 2 {
+			t.Errorf("certificate %d renewed %d times", id, n)
+		}
+	}
+	// Without a state file beside either plan: one journal, in the state
+	// directory, for this Command.
+	for _, p := range []string{planPath + ".state", failed + ".state"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("a per-plan state file %s was created", p)
+		}
+	}
+	if entries, _ := os.ReadDir(env.stateDir); len(entries) == 0 || !strings.HasSuffix(entries[0].Name(), ".db") {
+		t.Errorf("state directory holds %v", entries)
+	}
+}
+
+func mustParseFault(t *testing.T, spec string) kfsim.FaultRule {
+	t.Helper()
+	r, err := kfsim.ParseFault(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A comma inside a repeatable flag's value is part of the value (the
+// README's own --fault example, a report path with a comma).
+func TestRepeatableFlagsKeepCommas(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "night,1.json")
+	r := runMain(t, context.Background(), "--simulate", "--report", out, examplePlan)
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Errorf("the report path was split at its comma: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // sim returns at once once it parsed its flags and started
+	r = runMain(t, ctx, "sim", "--listen", "127.0.0.1:0", "--fault", "deploy:429:times=3,retry-after=1s", "--fault", "renew:drop-after:times=1")
+	if r.code != exitOK {
+		t.Errorf("sim refused the README's fault example: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		r := runMain(t, context.Background(), args...)
+		if r.code != exitOK || !strings.HasPrefix(r.stdout, "runner ") || !strings.Contains(r.stdout, "go1.") {
+			t.Errorf("%v: exit %d, %q", args, r.code, r.stdout)
+		}
+	}
+	r := runMain(t, context.Background(), "help")
+	if r.code != exitOK || !strings.Contains(r.stdout, "schedule") {
+		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
+	}
+	// plan --help lists the flags of a dry run only.
+	r = runMain(t, context.Background(), "plan", "--help")
+	for _, absent := range []string{"--failed-plan", "--verify", "--window", "--notify-webhook", "--metrics-file", "--max-renewals", "--jitter"} {
+		if strings.Contains(r.stdout, absent) {
+			t.Errorf("plan --help lists %s, which means nothing in a dry run", absent)
+		}
+	}
+	for _, present := range []string{"--simulate", "--report", "--force", "--drift"} {
+		if !strings.Contains(r.stdout, present) {
+			t.Errorf("plan --help lacks %s", present)
+		}
+	}
+	r = runMain(t, context.Background(), "schedule", "--help")
+	if !strings.Contains(r.stdout, "Example:") || !strings.Contains(r.stdout, "next runs") {
+		t.Errorf("schedule --help has no example:\n%s", r.stdout)
+	}
+}
+
+// Hints follow the cause (issue 11 §3).
+func TestHintsFollowTheCause(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, e *simEnv)
+		want  string
+	}{
+		{"wrong API path", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_API_PATH", "Keyfactor/API") }, "check KEYFACTOR_API_PATH"},
+		{"wrong password", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_PASSWORD", "not-it") }, "Command refused the credentials"},
+		{"busy", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:503")) }, "Command is busy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSimEnv(t, p)
+			tc.setup(t, e)
+			r := runMain(t, context.Background(), p)
+			if r.code != exitPreflight || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 3 and %q", r.code, r.stderr, tc.want)
+			}
+			if strings.Count(r.stderr, "runner: error:") != 1 {
+				t.Errorf("a preflight failure prints one block:\n%s", r.stderr)
+			}
+			if strings.Contains(r.stdout, "LINE") {
+				t.Errorf("a preflight failure prints no table of rows:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// A night with nothing due prints nothing when not on a terminal: cron
+// mails whatever a job prints (issue 9 §3).
+func TestQuietWhenNothingHappened(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	newSimEnv(t, p, func(_ *kfsim.Options, f *kfsim.Fixture) {
+		for i := range f.Certificates {
+			f.Certificates[i].NotAfter = time.Now().Add(200 * 24 * time.Hour)
+		}
+	})
+	r := runMain(t, context.Background(), p)
+	if r.code != exitOK || r.stdout != "" || r.stderr != "" {
+		t.Errorf("exit %d; stdout %q; stderr %q: want nothing at all", r.code, r.stdout, r.stderr)
+	}
+	// --quiet prints failures only: the same night prints nothing, a
+	// failing one prints the failed row.
+	if r = runMain(t, context.Background(), "--quiet", p); r.stdout != "" || r.stderr != "" {
+		t.Errorf("--quiet: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+}
+
+// A run that renews prints its summary and its per-certificate log lines.
+func TestARunThatRenewedIsNotQuiet(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	newSimEnv(t, p)
+	r := runMain(t, context.Background(), p)
+	if r.code != exitOK || !strings.Contains(r.stdout, "2 rows: 2 succeeded") || !strings.Contains(r.stderr, "renewed and deployed") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// The shared rate limit bounds the request rate: at 10 requests a second
+// (bursts of 10), the simulator sees the run's requests spread over at
+// least (n−10)/10 seconds. A lower bound cannot fail because a machine is
+// slow.
+func TestRateBoundsTheRequestRate(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("certificate_id,store_id\n")
+	for i := range 8 {
+		b.WriteString("100" + string(rune('1'+i)) + ",11111111-1111-4111-8111-111111111111\n")
+	}
+	p := writePlan(t, b.String())
+	e := newSimEnv(t, p)
+	r := runMain(t, context.Background(), "--rate", "10", p)
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reqs := e.sim.Ledger().Requests
+	if len(reqs) < 15 {
+		t.Fatalf("only %d requests", len(reqs))
+	}
+	span := reqs[len(reqs)-1].At.Sub(reqs[0].At)
+	if floor := time.Duration(len(reqs)-10) * 100 * time.Millisecond; span < floor-50*time.Millisecond {
+		t.Errorf("%d requests in %s: faster than 10 a second (at least %s)", len(reqs), span, floor)
+	}
+}
+
+// The webhook gets a JSON summary with a text field on failure, and
+// nothing on success unless --notify always.
+func TestNotifyWebhook(t *testing.T) {
+	var mu sync.Mutex
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	failing := writePlan(t, "certificate_id,store_id,password\n1001,11111111-1111-4111-8111-111111111111,env:RUNNER_TEST_NEVER_SET\n")
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, failing); r.code != exitRowsFailed {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, examplePlan); r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	mu.Lock()
+	if len(got) != 1 || !strings.Contains(got[0]["text"].(string), "failed") {
+		t.Errorf("posts: %v, want one for the failing run", got)
+	}
+	mu.Unlock()
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, "--notify", "always", examplePlan); r.code != exitOK {
+		t.Fatalf("exit %d", r.code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Errorf("--notify always: %d posts, want 2", len(got))
+	}
+}
+
+// The old layout kept a state file beside each plan. It is imported into
+// the shared journal, once, and said so.
+func TestLegacyStateBesideThePlanIsImported(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "plan.csv")
+	if err := os.WriteFile(p, []byte(twoCerts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeLegacyState(t, p+".state", 1001, 1001) // renewed 1001 as… itself: shape only
+	newSimEnv(t, p)
+	r := runMain(t, context.Background(), p)
+	if !strings.Contains(r.stderr, "imported the old per-plan state file") {
+		t.Errorf("no word of the import:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(p + ".state"); err == nil {
+		t.Error("the old state file is still there to be imported again")
+	}
+}
+
+// Skip-verify warns on every run; plain http is refused for any host but
+// loopback.
+func TestTransportSafety(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	t.Setenv("KEYFACTOR_USERNAME", "u")
+	t.Setenv("KEYFACTOR_PASSWORD", "p")
+	t.Setenv("KEYFACTOR_HOSTNAME", "http://10.1.2.3")
+	if r := runMain(t, context.Background(), "--state", filepath.Join(t.TempDir(), "s.db"), p); r.code != exitUsage || !strings.Contains(r.stderr, "plain http is only allowed for loopback") {
+		t.Errorf("http to a remote host: exit %d %s", r.code, r.stderr)
+	}
+	e := newSimEnv(t, p)
+	_ = e
+	t.Setenv("KEYFACTOR_SKIP_VERIFY", "true")
+	for range 2 {
+		if r := runMain(t, context.Background(), p); !strings.Contains(r.stderr, "TLS certificate verification is off") {
+			t.Errorf("no skip-verify warning:\n%s", r.stderr)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := runMain(t, ctx, "sim", "--listen", "0.0.0.0:0"); !strings.Contains(r.stderr, "not loopback") {
+		t.Errorf("sim on all interfaces does not warn:\n%s", r.stderr)
+	}
+}
