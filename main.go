@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	_ "time/tzdata" // --tz works in images without a zone database
 
 	"github.com/urfave/cli/v2"
 
@@ -70,7 +71,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Version:              versionString(),
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		// A --fault or --report value may contain commas: never split them.
 		DisableSliceFlagSeparator: true,
@@ -109,18 +109,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Name:   "version",
 				Usage:  "print the version, commit and Go version",
 				Action: func(c *cli.Context) error { _, err := fmt.Fprintln(c.App.Writer, versionString()); return err },
-			},
-			{
-				Name:      "help",
-				Aliases:   []string{"h"},
-				Usage:     "show the commands, or the help of one command",
-				ArgsUsage: "[COMMAND]",
-				Action: func(c *cli.Context) error {
-					if name := c.Args().First(); name != "" {
-						return cli.ShowCommandHelp(c, name)
-					}
-					return cli.ShowAppHelp(c)
-				},
 			},
 		},
 	}
