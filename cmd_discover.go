@@ -360,13 +360,13 @@ type discoverer struct {
 	// What the comments at the end list, gathered as the certificates go
 	// by; a line or two per certificate that has no row, never the
 	// certificates themselves.
-	noLocation    []string
-	leftOut       []string
-	manyAliases   []string
-	storeNotes    []string
-	noteForStore  map[string]bool
-	noAliasTypes  []string
-	noteForType   map[int]bool
+	noLocation   []string
+	leftOut      []string
+	manyAliases  []string
+	storeNotes   []string
+	noteForStore map[string]bool
+	noAliasTypes []string
+	noteForType  map[int]bool
 }
 
 // preflight reads what every row depends on: the permissions, the stores
