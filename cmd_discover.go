@@ -625,7 +625,7 @@ func (d *discoverer) certificate(ctx context.Context, c *keyfactor.Certificate) 
 // only one the plan names matters, and not one that runner renewed (its
 // successor holds the stores now).
 func (d *discoverer) noStore(c *keyfactor.Certificate) {
-	line := fmt.Sprintf("certificate %d %s, thumbprint %s, expires %s", c.Id, c.IssuedDN, c.Thumbprint, c.NotAfter.UTC().Format("2006-01-02"))
+	line := fmt.Sprintf("certificate %d (%s), thumbprint %s, expires %s", c.Id, c.IssuedDN, c.Thumbprint, c.NotAfter.UTC().Format("2006-01-02"))
 	if d.existing == nil {
 		d.noLocation = append(d.noLocation, line)
 		return
