@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -819,7 +825,7 @@ func TestDiscoverUpdateFindsRenewalsOfThumbprintRows(t *testing.T) {
 	w := newDiscoverWorld(t, nil)
 	old := certificateThumbprint(t, w.sim, 1002)
 	planPath, state := w.path("plan.csv"), w.path("state.db")
-	before := "thumbprint,store_id,alias\n" + old + "," + discStoreWeb + ",api\n"
+	before := "thumbprint,store_id,alias,overwrite\n" + old + "," + discStoreWeb + ",api,true\n"
 	if err := os.WriteFile(planPath, []byte(before), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -828,14 +834,101 @@ func TestDiscoverUpdateFindsRenewalsOfThumbprintRows(t *testing.T) {
 	if len(renewals) != 1 || renewals[0].OldCertificateId != 1002 {
 		t.Fatalf("renewals %+v, want one of 1002", renewals)
 	}
+	if c, _ := w.sim.Certificate(renewals[0].NewCertificateId); len(c.Locations) != 1 {
+		t.Fatalf("the renewal of 1002 is in %d stores, want 1 (the run's deploy)", len(c.Locations))
+	}
 	if err := w.sim.AddLocation(renewals[0].NewCertificateId, discStoreNew, "api2"); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
 	after := readFile(t, w.path("plan.updated.csv"))
 	// In id order: 1006 comes before the renewal of 1002.
-	want := []string{certificateThumbprint(t, w.sim, 1006) + "," + discStoreIIS + ",", old + "," + discStoreNew + ",api2"}
+	want := []string{certificateThumbprint(t, w.sim, 1006) + "," + discStoreIIS + ",,true", old + "," + discStoreNew + ",api2,true"}
 	if got := dataLines(after[len(before):]); !slices.Equal(got, want) {
 		t.Errorf("added %q, want %q\n%s", got, want, after)
 	}
+}
+
+// benchSimEnv makes the test binary a simulator process for
+// BenchmarkDiscover: N certificates, each in one store.
+const benchSimEnv = "RUNNER_DISCOVER_BENCH_SIM"
+
+// TestDiscoverBenchmarkSim is not a test: BenchmarkDiscover runs the test
+// binary again with benchSimEnv set, so that the simulator's world is in
+// another process and the benchmark's peak RSS is discover's own. It
+// serves until its stdin is closed.
+func TestDiscoverBenchmarkSim(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv(benchSimEnv))
+	if err != nil {
+		t.Skip("the simulator process of BenchmarkDiscover")
+	}
+	sim := kfsim.New(kfsim.Options{})
+	fx := kfsim.SeedFixture(kfsim.SyntheticTargets(n, 1), time.Now())
+	fx.Users = []kfsim.User{{Username: discUser, Domain: discDomain, Password: discPassword, Permissions: fullPermissions()}}
+	if err := sim.Load(fx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Printf("kfsim http://%s\n", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = srv.Close()
+}
+
+// BenchmarkDiscover writes the plan of 100,000 certificates read from a
+// simulator in another process, and reports the benchmark process's peak
+// RSS (the target is under 200 MB):
+//
+//	go test -run '^$' -bench BenchmarkDiscover -benchtime 1x .
+func BenchmarkDiscover(b *testing.B) {
+	const n = 100_000
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDiscoverBenchmarkSim$")
+	cmd.Env = append(os.Environ(), benchSimEnv+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	var url string
+	lines := bufio.NewScanner(stdout)
+	for url == "" && lines.Scan() {
+		url, _ = strings.CutPrefix(lines.Text(), "kfsim ")
+	}
+	if url == "" {
+		b.Fatal("the simulator process did not start")
+	}
+	go io.Copy(io.Discard, stdout)
+	for k, v := range map[string]string{"KEYFACTOR_HOSTNAME": url, "KEYFACTOR_USERNAME": discUser, "KEYFACTOR_DOMAIN": discDomain,
+		"KEYFACTOR_PASSWORD": discPassword, "KEYFACTOR_API_PATH": "KeyfactorAPI", "RUNNER_COLLECTION_ID": ""} {
+		b.Setenv(k, v)
+	}
+	out := filepath.Join(b.TempDir(), "plan.csv")
+	for b.Loop() {
+		r := discoverMain(b, context.Background(), "discover", "--out", out)
+		if r.code != exitOK || !strings.Contains(r.stderr, fmt.Sprintf("%d rows written", n)) {
+			b.Fatalf("exit %d:\n%s", r.code, r.stderr)
+		}
+	}
+	b.StopTimer()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB") // Linux reports KiB
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "certificates/s")
 }
