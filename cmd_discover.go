@@ -119,7 +119,7 @@ func discoverAction(c *cli.Context) error {
 
 	d := &discoverer{client: client, opts: opts, existing: existing, start: start, collection: cfg.CollectionID}
 	if existing != nil {
-		j, err := openStateForUpdate(client.BaseURL(), c.String("state"), c.Duration("wait-lock"))
+		j, err := openStateForUpdate(c.Context, client.BaseURL(), c.String("state"), c.Duration("wait-lock"))
 		if err != nil {
 			return err
 		}
@@ -317,8 +317,9 @@ var jobSettings = []string{"password", "job_time", "template", "certificate_auth
 // openStateForUpdate opens the journal that knows runner's renewals, so
 // that a certificate renewed since the plan was written is matched to the
 // plan's rows for the certificate it replaced. A state file that does not
-// exist is no error: nothing was renewed yet.
-func openStateForUpdate(command, path string, waitLock time.Duration) (*journal.Journal, error) {
+// exist is no error: nothing was renewed yet. The journal is locked until
+// discover ends, so a run started meanwhile waits for it (--wait-lock).
+func openStateForUpdate(ctx context.Context, command, path string, waitLock time.Duration) (*journal.Journal, error) {
 	explicit := path != ""
 	if !explicit {
 		var err error
@@ -332,7 +333,7 @@ func openStateForUpdate(command, path string, waitLock time.Duration) (*journal.
 		}
 		return nil, nil
 	}
-	return journal.Open(path, journal.Options{Command: command, WaitLock: waitLock})
+	return journal.Open(path, journal.Options{Command: command, WaitLock: waitLock, Done: ctx.Done()})
 }
 
 // discoverer writes one plan from Command's inventory.
@@ -431,9 +432,11 @@ func (d *discoverer) write(ctx context.Context, w io.Writer) error {
 	}
 	d.odd, err = d.client.AllCertificates(ctx, q, func(c *keyfactor.Certificate) error {
 		d.certs++
-		err := d.certificate(ctx, c)
+		if err := d.certificate(ctx, c); err != nil {
+			return stopped{err}
+		}
 		d.progress.update(d.certs, d.rows)
-		return err
+		return nil
 	})
 	if err != nil {
 		return d.listError(err)
@@ -444,10 +447,22 @@ func (d *discoverer) write(ctx context.Context, w io.Writer) error {
 	return d.w.Close()
 }
 
+// stopped is an error of discover's own work on a certificate (writing
+// the plan, a lookup it made), which stopped the listing.
+type stopped struct{ err error }
+
+func (s stopped) Error() string { return s.err.Error() }
+func (s stopped) Unwrap() error { return s.err }
+
 // listError says why the certificates could not be read: a query Command
 // refused is the operator's to fix (exit 2), anything else is Command's
-// or the connection's (exit 3).
+// or the connection's (exit 3); discover's own errors are returned as
+// they are.
 func (d *discoverer) listError(err error) error {
+	var s stopped
+	if errors.As(err, &s) {
+		return s.err
+	}
 	var ae *keyfactor.APIError
 	if errors.As(err, &ae) && ae.Endpoint == "/Certificates" && ae.Status == http.StatusBadRequest && d.opts.query != "" {
 		return usageError{msg: fmt.Sprintf("Command refused the query %s: %v", d.opts.query, err),
@@ -678,7 +693,7 @@ func (d *discoverer) planJobs(ctx context.Context, c *keyfactor.Certificate) (in
 	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 		return c.Id, nil, nil
 	case err != nil:
-		return 0, nil, fmt.Errorf("read certificate %d, which certificate %d renewed: %w", root, c.Id, err)
+		return 0, nil, &runner.PreflightError{Err: fmt.Errorf("read certificate %d, which certificate %d renewed: %w", root, c.Id, err)}
 	}
 	if jobs := d.existing.jobs(0, rc.Thumbprint); len(jobs) > 0 {
 		return root, jobs, nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -931,4 +932,25 @@ func BenchmarkDiscover(b *testing.B) {
 	}
 	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB") // Linux reports KiB
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "certificates/s")
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestDiscoverWriteError: a plan that cannot be written is discover's own
+// failure (exit 2), not Command's: no connection hint.
+func TestDiscoverWriteError(t *testing.T) {
+	newDiscoverWorld(t, func(fx *kfsim.Fixture) {
+		for i := range 1000 { // more than the writer buffers: the error comes while the pages are read
+			id := 2000 + i
+			fx.Certificates = append(fx.Certificates, kfsim.Certificate{Id: id, IssuedCN: fmt.Sprintf("bulk%d.example.com", id),
+				Locations: []kfsim.Location{{CertStoreId: discStoreNew, Alias: fmt.Sprintf("bulk%d", id)}}})
+		}
+	})
+	var errOut bytes.Buffer
+	code := Main(context.Background(), []string{"runner", "discover"}, failingWriter{}, &errOut)
+	if code != exitUsage || !strings.Contains(errOut.String(), "runner: error: write plan: no space left on device") || strings.Contains(errOut.String(), "hint") {
+		t.Errorf("exit %d, want %d with the write error and no hint:\n%s", code, exitUsage, errOut.String())
+	}
 }
