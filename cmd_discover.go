@@ -433,7 +433,7 @@ func (d *discoverer) write(ctx context.Context, w io.Writer) error {
 	d.odd, err = d.client.AllCertificates(ctx, q, func(c *keyfactor.Certificate) error {
 		d.certs++
 		if err := d.certificate(ctx, c); err != nil {
-			return stopped{err}
+			return discoverStopped{err}
 		}
 		d.progress.update(d.certs, d.rows)
 		return nil
@@ -447,19 +447,19 @@ func (d *discoverer) write(ctx context.Context, w io.Writer) error {
 	return d.w.Close()
 }
 
-// stopped is an error of discover's own work on a certificate (writing
-// the plan, a lookup it made), which stopped the listing.
-type stopped struct{ err error }
+// discoverStopped is an error of discover's own work on a certificate
+// (writing the plan, a lookup it made), which stopped the listing.
+type discoverStopped struct{ err error }
 
-func (s stopped) Error() string { return s.err.Error() }
-func (s stopped) Unwrap() error { return s.err }
+func (s discoverStopped) Error() string { return s.err.Error() }
+func (s discoverStopped) Unwrap() error { return s.err }
 
 // listError says why the certificates could not be read: a query Command
 // refused is the operator's to fix (exit 2), anything else is Command's
 // or the connection's (exit 3); discover's own errors are returned as
 // they are.
 func (d *discoverer) listError(err error) error {
-	var s stopped
+	var s discoverStopped
 	if errors.As(err, &s) {
 		return s.err
 	}
@@ -520,11 +520,11 @@ func (d *discoverer) closing() string {
 		}
 	}
 	if d.existing != nil {
-		section(fmt.Sprintf("In the plan, but Command shows %s in no store (its rows will be reported stale):", count(len(d.noLocation), "this certificate", "these certificates")), d.noLocation)
+		section(fmt.Sprintf("In the plan, but Command shows %s in no store (its rows will be reported stale):", nounCount(len(d.noLocation), "this certificate", "these certificates")), d.noLocation)
 	} else {
-		section(fmt.Sprintf("Left out: %s that Command shows in no store (nothing to deploy to):", count(len(d.noLocation), "1 certificate", "%d certificates")), d.noLocation)
+		section(fmt.Sprintf("Left out: %s that Command shows in no store (nothing to deploy to):", nounCount(len(d.noLocation), "1 certificate", "%d certificates")), d.noLocation)
 	}
-	section(fmt.Sprintf("Left out: %s this user cannot deploy to:", count(len(d.leftOut), "1 location", "%d locations")), d.leftOut)
+	section(fmt.Sprintf("Left out: %s this user cannot deploy to:", nounCount(len(d.leftOut), "1 location", "%d locations")), d.leftOut)
 	section("In one store under more than one alias: the row replaces the entry under the first alias only:", d.manyAliases)
 	section("Stores whose jobs cannot run yet (their rows fail until this is fixed in Command):", d.storeNotes)
 	section("Store types that take no alias (Command names the entry itself): their rows' alias cells are empty:", d.noAliasTypes)
@@ -533,21 +533,21 @@ func (d *discoverer) closing() string {
 		for _, o := range d.odd {
 			lines = append(lines, o.Error())
 		}
-		section(fmt.Sprintf("Left out: %s Command sent that could not be read:", count(len(d.odd), "1 certificate record", "%d certificate records")), lines)
+		section(fmt.Sprintf("Left out: %s Command sent that could not be read:", nounCount(len(d.odd), "1 certificate record", "%d certificate records")), lines)
 	}
 	if d.existing != nil {
-		fmt.Fprintf(&b, "\nSummary: %s read, %s added (%s already in the plan)", count(d.certs, "1 certificate", "%d certificates"),
-			count(d.rows, "1 row", "%d rows"), count(d.inPlan, "1 location", "%d locations"))
+		fmt.Fprintf(&b, "\nSummary: %s read, %s added (%s already in the plan)", nounCount(d.certs, "1 certificate", "%d certificates"),
+			nounCount(d.rows, "1 row", "%d rows"), nounCount(d.inPlan, "1 location", "%d locations"))
 	} else {
-		fmt.Fprintf(&b, "\nSummary: %s read, %s written", count(d.certs, "1 certificate", "%d certificates"), count(d.rows, "1 row", "%d rows"))
+		fmt.Fprintf(&b, "\nSummary: %s read, %s written", nounCount(d.certs, "1 certificate", "%d certificates"), nounCount(d.rows, "1 row", "%d rows"))
 	}
 	b.WriteString(".\n")
 	return b.String()
 }
 
-// count formats n with the singular text for 1 and the plural (a format
-// with %d) otherwise.
-func count(n int, one, many string) string {
+// nounCount formats n with the singular text for 1 and the plural (a
+// format with %d) otherwise.
+func nounCount(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}
@@ -557,8 +557,9 @@ func count(n int, one, many string) string {
 	return many
 }
 
-// target is one store a certificate is in, with the aliases it has there.
-type target struct {
+// discoverTarget is one store a certificate is in, with the aliases it
+// has there.
+type discoverTarget struct {
 	store   keyfactor.CertificateStore
 	aliases []string
 }
@@ -578,8 +579,8 @@ func (d *discoverer) certificate(ctx context.Context, c *keyfactor.Certificate) 
 			return err
 		}
 	}
-	var targets []*target
-	byStore := map[string]*target{}
+	var targets []*discoverTarget
+	byStore := map[string]*discoverTarget{}
 	for _, l := range c.Locations {
 		if t := byStore[l.CertStoreId]; t != nil {
 			t.aliases = append(t.aliases, l.Alias)
@@ -589,7 +590,7 @@ func (d *discoverer) certificate(ctx context.Context, c *keyfactor.Certificate) 
 			// --update: the plan has it already, whatever discover would
 			// have made of it.
 			d.inPlan++
-			byStore[l.CertStoreId] = &target{}
+			byStore[l.CertStoreId] = &discoverTarget{}
 			continue
 		}
 		st, visible := d.stores[l.CertStoreId]
@@ -603,7 +604,7 @@ func (d *discoverer) certificate(ctx context.Context, c *keyfactor.Certificate) 
 				c.Id, st.Id, storeLabel(st), shownAlias(l.Alias), d.client.Identity(), scheduleScope(st)))
 			continue
 		}
-		t := &target{store: st, aliases: []string{l.Alias}}
+		t := &discoverTarget{store: st, aliases: []string{l.Alias}}
 		byStore[l.CertStoreId] = t
 		targets = append(targets, t)
 	}
@@ -704,7 +705,7 @@ func (d *discoverer) planJobs(ctx context.Context, c *keyfactor.Certificate) (in
 // addRow adds, with --update, the row of a location the plan lacks, in
 // the plan's own columns. A certificate the plan already names keeps its
 // settings (they must agree on every row of it).
-func (d *discoverer) addRow(c *keyfactor.Certificate, root int, jobs []*plan.Job, t *target, alias, password string, targets []*target) error {
+func (d *discoverer) addRow(c *keyfactor.Certificate, root int, jobs []*plan.Job, t *discoverTarget, alias, password string, targets []*discoverTarget) error {
 	cells := map[string]string{"store_id": t.store.Id, "alias": alias, "overwrite": "true"}
 	if len(jobs) > 0 {
 		job := jobs[0]
@@ -755,7 +756,7 @@ func (d *discoverer) addRow(c *keyfactor.Certificate, root int, jobs []*plan.Job
 // wants the same cell on each of its rows, so NAME is derived from every
 // such store type's short name: RUNNER_ENTRY_PASSWORD_PEM, or
 // RUNNER_ENTRY_PASSWORD_JKS_PEM for a certificate in both.
-func (d *discoverer) passwordVar(targets []*target) string {
+func (d *discoverer) passwordVar(targets []*discoverTarget) string {
 	var names []string
 	for _, t := range targets {
 		typ, ok := d.types[t.store.CertStoreType]
@@ -791,7 +792,7 @@ func envName(t keyfactor.CertificateStoreType) string {
 
 // announcePassword writes, before the first row that names a password
 // variable, the comment that tells the operator to set it.
-func (d *discoverer) announcePassword(password string, targets []*target) error {
+func (d *discoverer) announcePassword(password string, targets []*discoverTarget) error {
 	if password == "" || d.passwords[password] {
 		return nil
 	}
@@ -880,26 +881,26 @@ func (d *discoverer) summary(w io.Writer, name string) {
 	switch {
 	case name == "":
 		fmt.Fprintf(w, "runner discover: %s read, nothing to add: %s has all %s; no file written\n",
-			count(d.certs, "1 certificate", "%d certificates"), d.existing.path, count(d.inPlan, "1 location", "%d locations"))
+			nounCount(d.certs, "1 certificate", "%d certificates"), d.existing.path, nounCount(d.inPlan, "1 location", "%d locations"))
 	case d.existing != nil:
-		fmt.Fprintf(w, "runner discover: %s read, %s %s to %s (%s already in %s)\n", count(d.certs, "1 certificate", "%d certificates"),
-			count(d.rows, "1 row", "%d rows"), verb, name, count(d.inPlan, "1 location", "%d locations"), d.existing.path)
+		fmt.Fprintf(w, "runner discover: %s read, %s %s to %s (%s already in %s)\n", nounCount(d.certs, "1 certificate", "%d certificates"),
+			nounCount(d.rows, "1 row", "%d rows"), verb, name, nounCount(d.inPlan, "1 location", "%d locations"), d.existing.path)
 	default:
-		fmt.Fprintf(w, "runner discover: %s read, %s %s to %s\n", count(d.certs, "1 certificate", "%d certificates"), count(d.rows, "1 row", "%d rows"), verb, name)
+		fmt.Fprintf(w, "runner discover: %s read, %s %s to %s\n", nounCount(d.certs, "1 certificate", "%d certificates"), nounCount(d.rows, "1 row", "%d rows"), verb, name)
 	}
 	var left []string
 	if n := len(d.noLocation); n > 0 {
 		if d.existing != nil {
-			left = append(left, count(n, "1 certificate of the plan", "%d certificates of the plan")+" in no store")
+			left = append(left, nounCount(n, "1 certificate of the plan", "%d certificates of the plan")+" in no store")
 		} else {
-			left = append(left, count(n, "1 certificate", "%d certificates")+" without a location")
+			left = append(left, nounCount(n, "1 certificate", "%d certificates")+" without a location")
 		}
 	}
 	if n := len(d.leftOut); n > 0 {
-		left = append(left, count(n, "1 location", "%d locations")+" the user cannot deploy to")
+		left = append(left, nounCount(n, "1 location", "%d locations")+" the user cannot deploy to")
 	}
 	if n := len(d.odd); n > 0 {
-		left = append(left, count(n, "1 unreadable certificate record", "%d unreadable certificate records"))
+		left = append(left, nounCount(n, "1 unreadable certificate record", "%d unreadable certificate records"))
 	}
 	if len(left) > 0 {
 		fmt.Fprintf(w, "runner discover: %s: listed at the end of the plan\n", strings.Join(left, ", "))

@@ -187,7 +187,7 @@ func planRows(t testing.TB, text string) []string {
 	return out
 }
 
-func readFile(t testing.TB, path string) string {
+func readText(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -204,7 +204,7 @@ func reportWarnings(t testing.TB, path string) ([]string, int) {
 			Warnings []string `json:"warnings"`
 		} `json:"rows"`
 	}
-	if err := json.Unmarshal([]byte(readFile(t, path)), &rep); err != nil {
+	if err := json.Unmarshal([]byte(readText(t, path)), &rep); err != nil {
 		t.Fatalf("report %s: %v", path, err)
 	}
 	var out []string
@@ -241,7 +241,7 @@ func TestDiscoverValidatePlanRunUpdate(t *testing.T) {
 	w := newDiscoverWorld(t, nil)
 	planPath, state := w.path("plan.csv"), w.path("state.db")
 	mustRun(t, exitOK, "discover", "--out", planPath)
-	text := readFile(t, planPath)
+	text := readText(t, planPath)
 	if got := planRows(t, text); !slices.Equal(got, discoveredRows) {
 		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(discoveredRows, "\n"))
 	}
@@ -303,7 +303,7 @@ func TestDiscoverValidatePlanRunUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
-	updated := readFile(t, w.path("plan.updated.csv"))
+	updated := readText(t, w.path("plan.updated.csv"))
 	if !strings.HasPrefix(updated, text) {
 		t.Fatalf("--update changed the plan's own lines:\n%s", updated)
 	}
@@ -348,7 +348,7 @@ func TestDiscoverComments(t *testing.T) {
 	})
 	before := time.Now().UTC().Truncate(time.Second)
 	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
-	text := readFile(t, w.path("plan.csv"))
+	text := readText(t, w.path("plan.csv"))
 	lines := strings.Split(text, "\n")
 
 	header := slices.Index(lines, "certificate_id,thumbprint,store_id,alias,overwrite,password")
@@ -526,11 +526,11 @@ func TestDiscoverUpdate(t *testing.T) {
 			out := planPath
 			if tt.written != "" {
 				out = w.path(tt.written)
-				if got := readFile(t, planPath); got != before {
+				if got := readText(t, planPath); got != before {
 					t.Errorf("the plan itself changed without --in-place")
 				}
 			}
-			after := readFile(t, out)
+			after := readText(t, out)
 			if !strings.HasPrefix(after, before) {
 				t.Fatalf("the plan's lines changed:\n%s\nwant them to start with:\n%s", after, before)
 			}
@@ -551,7 +551,7 @@ func TestDiscoverUpdate(t *testing.T) {
 
 			// Again, on the updated plan: nothing to add, nothing written.
 			again := mustRun(t, exitOK, "discover", "--update", out, "--in-place")
-			if !strings.Contains(again.stderr, "nothing to add") || readFile(t, out) != after {
+			if !strings.Contains(again.stderr, "nothing to add") || readText(t, out) != after {
 				t.Errorf("a second update should change nothing:\n%s", again.stderr)
 			}
 			entries, _ := os.ReadDir(w.dir)
@@ -684,10 +684,10 @@ func TestDiscoverPasswordVar(t *testing.T) {
 		5: {StoreType: 5, ShortName: "F5-SL-REST", EntryPasswordSupported: true},
 		6: {StoreType: 6, EntryPasswordSupported: true},
 	}}
-	in := func(types ...int) []*target {
-		var out []*target
+	in := func(types ...int) []*discoverTarget {
+		var out []*discoverTarget
 		for _, ty := range types {
-			out = append(out, &target{store: keyfactor.CertificateStore{CertStoreType: ty}})
+			out = append(out, &discoverTarget{store: keyfactor.CertificateStore{CertStoreType: ty}})
 		}
 		return out
 	}
@@ -842,7 +842,7 @@ func TestDiscoverUpdateFindsRenewalsOfThumbprintRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
-	after := readFile(t, w.path("plan.updated.csv"))
+	after := readText(t, w.path("plan.updated.csv"))
 	// In id order: 1006 comes before the renewal of 1002.
 	want := []string{certificateThumbprint(t, w.sim, 1006) + "," + discStoreIIS + ",,true", old + "," + discStoreNew + ",api2,true"}
 	if got := dataLines(after[len(before):]); !slices.Equal(got, want) {
@@ -934,9 +934,9 @@ func BenchmarkDiscover(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "certificates/s")
 }
 
-type failingWriter struct{}
+type failingStdout struct{}
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+func (failingStdout) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
 
 // TestDiscoverWriteError: a plan that cannot be written is discover's own
 // failure (exit 2), not Command's: no connection hint.
@@ -949,7 +949,7 @@ func TestDiscoverWriteError(t *testing.T) {
 		}
 	})
 	var errOut bytes.Buffer
-	code := Main(context.Background(), []string{"runner", "discover"}, failingWriter{}, &errOut)
+	code := Main(context.Background(), []string{"runner", "discover"}, failingStdout{}, &errOut)
 	if code != exitUsage || !strings.Contains(errOut.String(), "runner: error: write plan: no space left on device") || strings.Contains(errOut.String(), "hint") {
 		t.Errorf("exit %d, want %d with the write error and no hint:\n%s", code, exitUsage, errOut.String())
 	}
