@@ -104,6 +104,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action:    validateAction,
 			},
 			scheduleCommand(),
+			discoverCommand(),
 			simCommand(),
 			{
 				Name:   "version",
