@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"runner/journal"
 	"runner/kfsim"
 )
 
@@ -104,17 +108,14 @@ func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
 			t.Fatal("no state file in RUNNER_STATE_DIR")
 		}
 		statePath := filepath.Join(env.stateDir, entries[0].Name())
-		holder := runMainAsync(t, "schedule", "--cron", "@yearly", "--state", statePath, p) // holds the lock
-		defer holder.stop(t)
-		out := filepath.Join(dir, "locked.json")
-		var r result
-		for range 200 { // until the holder has opened the state
-			if r = runMain(t, context.Background(), "--report", out, "--state", statePath, p); r.code == exitLocked {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+		holder, err := journal.Open(statePath, journal.Options{Command: env.url + "/KeyfactorAPI"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if r.code != exitLocked || !strings.Contains(r.stderr, "pid") {
+		defer holder.Close()
+		out := filepath.Join(dir, "locked.json")
+		r := runMain(t, context.Background(), "--report", out, "--state", statePath, p)
+		if r.code != exitLocked || !strings.Contains(r.stderr, "locked by pid") {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
 		if rep := readReport(t, out); rep.Run.NotRun == nil || !strings.Contains(*rep.Run.NotRun, "another run holds the lock") || rep.Run.ExitCode != exitLocked {
@@ -270,7 +271,7 @@ func TestHintsFollowTheCause(t *testing.T) {
 		setup func(t *testing.T, e *simEnv)
 		want  string
 	}{
-		{"wrong API path", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_API_PATH", "Keyfactor/API") }, "check KEYFACTOR_API_PATH"},
+		{"wrong API path", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_API_PATH", "Keyfactor/API"); e.unknownRoutesOK = true }, "check KEYFACTOR_API_PATH"},
 		{"wrong password", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_PASSWORD", "not-it") }, "Command refused the credentials"},
 		{"busy", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:503")) }, "Command is busy"},
 	} {
@@ -390,7 +391,7 @@ func TestLegacyStateBesideThePlanIsImported(t *testing.T) {
 	if err := os.WriteFile(p, []byte(twoCerts), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeLegacyState(t, p+".state", 1001, 1001) // renewed 1001 as… itself: shape only
+	writeLegacyState(t, p+".state", 1001, 5001) // a renewal the simulator never issued: shape only
 	newSimEnv(t, p)
 	r := runMain(t, context.Background(), p)
 	if !strings.Contains(r.stderr, "imported the old per-plan state file") {
@@ -423,5 +424,43 @@ func TestTransportSafety(t *testing.T) {
 	cancel()
 	if r := runMain(t, ctx, "sim", "--listen", "0.0.0.0:0"); !strings.Contains(r.stderr, "not loopback") {
 		t.Errorf("sim on all interfaces does not warn:\n%s", r.stderr)
+	}
+}
+
+// writeLegacyState writes a state file in the old per-plan layout
+// (runner.journal/v1): certificate old renewed as newID, deployed to one
+// store.
+func writeLegacyState(t *testing.T, path string, old, newID int) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Now().Add(-24 * time.Hour).UTC()
+	list, _ := json.Marshal([]map[string]any{{
+		"key": fmt.Sprintf("id:%d", old), "old_certificate_id": old, "subject": "CN=old", "started_at": at,
+		"new_certificate_id": newID, "request_id": 90001, "renewed_at": at,
+		"stores": map[string]any{"11111111-1111-4111-8111-111111111111": map[string]any{"status": "job-created", "at": at}},
+	}})
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		if err := meta.Put([]byte("schema"), []byte("runner.journal/v1")); err != nil {
+			return err
+		}
+		r, err := tx.CreateBucket([]byte("renewals"))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket([]byte("runs")); err != nil {
+			return err
+		}
+		return r.Put([]byte(fmt.Sprintf("id:%d", old)), list)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -386,14 +386,14 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 		inv.finish(ctx, outs, rep)
 		return rep, err
 	}
-	if clientErr != nil {
-		return notRun(nil, "configuration error: "+clientErr.Error(), clientErr)
-	}
 	opts := inv.planOpts
 	opts.Now = func() time.Time { return start }
 	p, err := plan.Load(inv.planPath, opts)
 	if err != nil {
 		return notRun(p, "plan error: "+planErrorText(err), err)
+	}
+	if clientErr != nil {
+		return notRun(p, "configuration error: "+clientErr.Error(), clientErr)
 	}
 	if inv.simulate {
 		sim, err := startSimulator(p, inv.log)
@@ -553,7 +553,9 @@ func validateAction(c *cli.Context) error {
 	p, err := plan.Load(path, plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords"), AllowPastJobTime: c.Bool("allow-past-job-time"), Now: time.Now})
 	var errs *plan.ErrorList
 	if errors.As(err, &errs) && c.Bool("all") {
-		fmt.Fprintln(c.App.ErrWriter, errs.Error())
+		for _, line := range strings.Split(errs.Summary(0), "\n") {
+			fmt.Fprintf(c.App.ErrWriter, "runner: error: %s\n", line)
+		}
 		return printed{err}
 	}
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 // systemd and Kubernetes collect JSON better). Not on a terminal, records
 // below error wait behind a gate until the run does something, so a night
 // in which nothing was due prints nothing at all (cron mails whatever a job
-// prints); with quiet only errors are logged.
+// prints). Warnings pass (they are rare and want reading: TLS verification
+// off, a state file imported). With quiet only errors are logged.
 func newLogger(format, level string, out io.Writer, quiet bool) (*slog.Logger, *logGate, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -54,8 +55,9 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// logGate holds log records until the run has news (a renewal, a failure,
-// an error); then it lets them out in order and passes later ones through.
+// logGate holds info and debug records until the run has news (a renewal,
+// a failure, an error); then it lets them out in order and passes later
+// ones through. Warnings and errors always pass.
 type logGate struct {
 	mu     sync.Mutex
 	isOpen bool
@@ -137,7 +139,7 @@ func (h *gatedHandler) Enabled(ctx context.Context, l slog.Level) bool {
 func (h *gatedHandler) Handle(ctx context.Context, r slog.Record) error {
 	g := h.gate
 	g.mu.Lock()
-	if g.isOpen || r.Level >= slog.LevelError {
+	if g.isOpen || r.Level >= slog.LevelWarn {
 		g.mu.Unlock()
 		if r.Level >= slog.LevelError {
 			g.open()

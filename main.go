@@ -126,7 +126,7 @@ func rootAction(c *cli.Context) error {
 			msg := fmt.Sprintf("unknown command %q (and no file of that name)", arg)
 			hint := "commands: " + strings.Join(commandNames(c.App), ", ") + "; or give a plan: runner [flags] PLAN.csv"
 			if s := cli.SuggestCommand(c.App.Commands, arg); s != "" {
-				hint = fmt.Sprintf("did you mean %q? ", s) + hint
+				hint = s + " " + hint // "Did you mean "schedule"?"
 			}
 			return usageError{msg: msg, hint: hint}
 		}

@@ -206,3 +206,21 @@ func TestRenewDispositions(t *testing.T) {
 		})
 	}
 }
+
+// Store types are paged with the cstquery. prefix the OpenAPI file gives
+// their list (and unprefixed, like every list).
+func TestStoreTypesArePagedWithTheirOwnPrefix(t *testing.T) {
+	h := newHarness(t, Options{MaxPageSize: 2})
+	if err := h.sim.Load(Fixture{Stores: []Store{{Id: "77777777-7777-4777-8777-777777777777", CertStoreType: 9}}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for page := 1; page <= 3; page++ {
+		for _, st := range decode[[]wireStoreType](t, h.call("GET", "CertificateStoreTypes?cstquery.pageReturned="+string(rune('0'+page)), alice, nil), 200) {
+			seen[st.ShortName] = true
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("three pages of two held %d distinct store types, want all 5: %v", len(seen), seen)
+	}
+}

@@ -47,6 +47,20 @@ func TestDriftIsWarnedAndCanFail(t *testing.T) {
 		wantRow(t, rep, 3, report.Failed, report.StageCheck, "drift: certificate 1001 is also in store")
 		wantRow(t, rep, 4, report.Skipped, report.StageCheck, "would renew certificate 1002")
 	})
+	t.Run("a store the user cannot schedule on is no drift", func(t *testing.T) {
+		w := newWorld(t, plan, withPermissions(append(renewPerms[:3:3], "/certificate_stores/schedule/1/")...), withFixture(func(f *kfsim.Fixture) {
+			f.Stores = append(f.Stores, kfsim.Store{Id: storeD, ContainerId: 2, ClientMachine: "dmz.example.internal", StorePath: "/d", CertStoreType: 1})
+			for i := range f.Certificates {
+				if f.Certificates[i].Id == 1002 {
+					f.Certificates[i].Locations = append(f.Certificates[i].Locations, kfsim.Location{CertStoreId: storeD, Alias: "dmz"})
+				}
+			}
+		}))
+		w.cfg.DryRun = true
+		if r := rowsByLine(w.mustRun())[4]; len(r.Warnings) != 0 {
+			t.Errorf("line 4 warns %q about a store it may not deploy to", r.Warnings)
+		}
+	})
 	t.Run("no drift, no warning", func(t *testing.T) {
 		w := newWorld(t, plan)
 		w.cfg.DryRun = true

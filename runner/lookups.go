@@ -235,7 +235,7 @@ const (
 // rows for it: a store that holds it but is not in the plan, and a row
 // whose store does not hold it.
 func (s *run) checkDrift(t *target, c *keyfactor.Certificate) {
-	extra, stale := drift(c, t.job.Rows)
+	extra, stale := drift(c, t.job.Rows, s.schedulable)
 	for _, msg := range extra {
 		if s.cfg.Drift == DriftFail {
 			s.failRows(t.rows, report.StageCheck, msg+" (--drift fail)", nil)
@@ -261,9 +261,17 @@ func (s *run) checkDrift(t *target, c *keyfactor.Certificate) {
 	}
 }
 
-// drift returns the warnings for stores that hold c but have no row, and
-// for rows whose store does not hold c.
-func drift(c *keyfactor.Certificate, rows []*plan.Row) (extra []string, stale map[*plan.Row]string) {
+// schedulable reports whether this user could deploy to the store: it is
+// visible and its container may be scheduled. A store that is not is left
+// out of the plan on purpose (runner discover does so), so it is no drift.
+func (s *run) schedulable(storeID string) bool {
+	st, ok := s.stores[storeID]
+	return ok && s.perms.Has(keyfactor.PermStoresSchedule, st.ContainerId)
+}
+
+// drift returns the warnings for stores that hold c but have no row (among
+// those the user could deploy to), and for rows whose store does not hold c.
+func drift(c *keyfactor.Certificate, rows []*plan.Row, deployable func(string) bool) (extra []string, stale map[*plan.Row]string) {
 	inPlan := map[string]bool{}
 	for _, r := range rows {
 		inPlan[r.StoreID] = true
@@ -271,7 +279,7 @@ func drift(c *keyfactor.Certificate, rows []*plan.Row) (extra []string, stale ma
 	held := map[string]bool{}
 	for _, l := range c.Locations {
 		held[l.CertStoreId] = true
-		if !inPlan[l.CertStoreId] {
+		if !inPlan[l.CertStoreId] && deployable(l.CertStoreId) {
 			alias := ""
 			if l.Alias != "" {
 				alias = fmt.Sprintf(" (alias %s)", l.Alias)

@@ -59,12 +59,12 @@ func (s *run) preflight(ctx context.Context) error {
 		return err
 	}
 	if !s.perms.Known {
-		s.log.Warn("Command told nothing about the permissions of this user; Command itself will refuse at deploy time what is missing", "user", s.cfg.Identity, "why", s.perms.Why)
+		s.log.Info("Command told nothing about the permissions of this user; Command itself will refuse at deploy time what is missing", "user", s.cfg.Identity, "why", s.perms.Why)
 	} else if !s.perms.Has(keyfactor.PermEnrollPFX, nil) {
 		return &PreflightError{Err: fmt.Errorf("%s lacks permission %s, which Renew and Deploy need; ask a Command administrator to grant it", s.cfg.Identity, keyfactor.PermEnrollPFX)}
 	}
 	if typesErr != nil {
-		s.log.Warn("could not read the certificate store types; alias and entry-password rules are left to Command", "err", typesErr)
+		s.log.Info("could not read the certificate store types; alias rules are left to Command", "err", typesErr)
 	}
 	s.stores = make(map[string]keyfactor.CertificateStore, len(stores))
 	for _, st := range stores {
