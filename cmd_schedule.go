@@ -79,9 +79,11 @@ func (inv *invocation) scheduledRun(ctx context.Context, start time.Time) {
 		c := rep.Counts()
 		args = append(args, "rows", len(rep.Rows), "succeeded", c[report.Succeeded], "failed", c[report.Failed], "skipped", c[report.Skipped])
 	}
+	// One line per run, quiet night or not: a daemon's log is read, not
+	// mailed.
 	if code == exitOK {
-		inv.log.Info("scheduled run finished", args...)
+		inv.logGate.direct.Info("scheduled run finished", args...)
 	} else {
-		inv.log.Error("scheduled run finished", args...)
+		inv.logGate.direct.Error("scheduled run finished", args...)
 	}
 }

@@ -45,7 +45,7 @@ func newLogger(format, level string, out io.Writer, quiet bool) (*slog.Logger, *
 	default:
 		return nil, nil, usageError{msg: fmt.Sprintf("--log-format: unknown format %q", format), hint: "use text or json"}
 	}
-	gate := &logGate{isOpen: terminal, out: w}
+	gate := &logGate{isOpen: terminal, out: w, direct: slog.New(h)}
 	return slog.New(&gatedHandler{inner: h, gate: gate}), gate, nil
 }
 
@@ -63,6 +63,8 @@ type logGate struct {
 	isOpen bool
 	held   []heldRecord
 	out    *logWriter
+	// direct logs past the gate: the one line a scheduled run always logs.
+	direct *slog.Logger
 }
 
 // logWriter is where log lines go; a progress bar on the same terminal is
