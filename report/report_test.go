@@ -169,6 +169,12 @@ func TestGolden(t *testing.T) {
 			golden(t, tt.golden, render(t, tt.write, fixture()))
 		})
 	}
+	// A dry run (`runner plan`): a block per certificate.
+	t.Run("summary dry run", func(t *testing.T) {
+		r := fixture()
+		r.Run.DryRun = true
+		golden(t, "summary-plan.golden", render(t, summaryWith(SummaryOptions{}), r))
+	})
 }
 
 func TestWriteFileFollowsExtension(t *testing.T) {

@@ -148,6 +148,10 @@ func WriteSummary(w io.Writer, r *Report, opts SummaryOptions) error {
 		writeTable(ew, r, width, false)
 	case SummaryFull:
 		ew.printf("%s\n", countsLine(r))
+		if r.Run.DryRun {
+			writePlanTable(ew, r, width)
+			break
+		}
 		if renewed, deployed := activity(r); renewed > 0 || deployed > 0 {
 			ew.printf("renewed %s, deployed to %s\n", plural(renewed, "certificate"), plural(deployed, "store"))
 		}
