@@ -224,6 +224,9 @@ func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
 	s.note(t.rows, func(row *report.Row) {
 		row.NewCertificateID, row.RequestID, row.RenewedAt = r.NewCertificateID, r.RequestID, r.RenewedAt
 		row.Stage, row.Detail = report.StageRenew, "renewed"
+		// The old certificate's dates no longer say anything; the new one's
+		// are known once it is read (--verify, or the next run).
+		row.Expires, row.DueAt = time.Time{}, time.Time{}
 	})
 	return r
 }
