@@ -271,7 +271,10 @@ func TestHintsFollowTheCause(t *testing.T) {
 		setup func(t *testing.T, e *simEnv)
 		want  string
 	}{
-		{"wrong API path", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_API_PATH", "Keyfactor/API"); e.unknownRoutesOK = true }, "check KEYFACTOR_API_PATH"},
+		{"wrong API path", func(t *testing.T, e *simEnv) {
+			t.Setenv("KEYFACTOR_API_PATH", "Keyfactor/API")
+			e.unknownRoutesOK = true
+		}, "check KEYFACTOR_API_PATH"},
 		{"wrong password", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_PASSWORD", "not-it") }, "Command refused the credentials"},
 		{"busy", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:503")) }, "Command is busy"},
 	} {
@@ -462,5 +465,62 @@ func writeLegacyState(t *testing.T, path string, old, newID int) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestShardFlags(t *testing.T) {
+	for _, tc := range []struct {
+		spec  string
+		count int
+		index string
+		want  string // "I/N", or the error
+	}{
+		{spec: "2/3", want: "2/3"},
+		{spec: " 1 / 1 ", want: "1/1"},
+		{spec: "4/3", want: "expected I/N with 1 ≤ I ≤ N"},
+		{spec: "0/3", want: "expected I/N"},
+		{spec: "two/3", want: "expected I/N"},
+		{count: 4, index: "0", want: "1/4"},
+		{count: 4, index: "3", want: "4/4"},
+		{count: 4, index: "4", want: "JOB_COMPLETION_INDEX is \"4\", expected 0 to 3"},
+		{count: 4, index: "", want: "Indexed Job"},
+		{spec: "1/2", count: 2, index: "0", want: "both given"},
+		{want: "0/0"},
+	} {
+		s, err := shardOf(tc.spec, tc.count, tc.index)
+		got := s.String()
+		if err != nil {
+			got = err.Error() + " " + hintFor(err)
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("shardOf(%q, %d, %q) = %q, want %q", tc.spec, tc.count, tc.index, got, tc.want)
+		}
+	}
+}
+
+// --progress always draws the bar on stderr even off a terminal; the
+// default draws nothing there.
+func TestProgressBar(t *testing.T) {
+	r := runMain(t, context.Background(), "--simulate", "--progress", "always", examplePlan)
+	if r.code != exitOK || !strings.Contains(r.stderr, "/25, ") {
+		t.Errorf("exit %d, no bar on stderr:\n%s", r.code, r.stderr)
+	}
+	r = runMain(t, context.Background(), "--simulate", examplePlan)
+	if strings.Contains(r.stderr, "/25, ") {
+		t.Errorf("a bar off a terminal:\n%s", r.stderr)
+	}
+}
+
+// An error is said once, not wrapped at every boundary (today's
+// "write report r.json: write report r.json: …").
+func TestAnOutputErrorIsSaidOnce(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	if err := os.Mkdir(out, 0o700); err != nil { // a directory where the report goes
+		t.Fatal(err)
+	}
+	r := runMain(t, context.Background(), "--simulate", "--report", out, examplePlan)
+	if n := strings.Count(r.stderr, "write report"); r.code != exitRowsFailed && r.code != exitUsage || n != 1 {
+		t.Errorf("exit %d, %q said %d times:\n%s", r.code, "write report", n, r.stderr)
 	}
 }
