@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -211,19 +212,19 @@ func (s *run) readCertificates(ctx context.Context, ids map[int]bool) (map[int]*
 			}
 		}
 	}
-	var mu = make(chan struct{}, 1)
+	var mu sync.Mutex // guards out and errs
 	g := new(errgroup.Group)
 	g.SetLimit(s.cfg.Concurrency)
 	for _, id := range missing {
 		g.Go(func() error {
 			c, err := s.client.GetCertificate(ctx, id, true)
-			mu <- struct{}{}
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				errs[id] = err
 			} else {
 				out[id] = c
 			}
-			<-mu
 			return nil
 		})
 	}
