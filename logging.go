@@ -91,6 +91,14 @@ func (g *logGate) beforeEachLine(f func()) {
 	g.out.before = f
 }
 
+// withOutput runs f while no log line is being written: whatever f writes
+// to the log's stream (the progress bar) never interleaves with a line.
+func (g *logGate) withOutput(f func()) {
+	g.out.mu.Lock()
+	defer g.out.mu.Unlock()
+	f()
+}
+
 type heldRecord struct {
 	h slog.Handler
 	r slog.Record

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -13,7 +12,7 @@ import (
 // progress is the live bar on a terminal: rows done of all, counts by
 // status, rate and time left. A nil *progress does nothing.
 type progress struct {
-	mu     sync.Mutex
+	gate   *logGate // every bar update happens under the log's lock
 	bar    *progressbar.ProgressBar
 	counts map[report.Status]int
 }
@@ -36,7 +35,7 @@ func (inv *invocation) startProgress(total int) *progress {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)
-	p := &progress{bar: bar, counts: map[report.Status]int{}}
+	p := &progress{gate: inv.logGate, bar: bar, counts: map[report.Status]int{}}
 	inv.logGate.beforeEachLine(func() { _ = bar.Clear() })
 	return p
 }
@@ -46,11 +45,11 @@ func (p *progress) add(row report.Row) {
 	if p == nil {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.counts[row.Status]++
-	p.bar.Describe(fmt.Sprintf("%d succeeded, %d failed, %d skipped", p.counts[report.Succeeded], p.counts[report.Failed], p.counts[report.Skipped]))
-	_ = p.bar.Add(1)
+	p.gate.withOutput(func() {
+		p.counts[row.Status]++
+		p.bar.Describe(fmt.Sprintf("%d succeeded, %d failed, %d skipped", p.counts[report.Succeeded], p.counts[report.Failed], p.counts[report.Skipped]))
+		_ = p.bar.Add(1)
+	})
 }
 
 // finish removes the bar before the summary is printed.
@@ -58,8 +57,9 @@ func (p *progress) finish() {
 	if p == nil {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_ = p.bar.Finish()
-	_ = p.bar.Clear()
+	p.gate.withOutput(func() {
+		_ = p.bar.Finish()
+		_ = p.bar.Clear()
+	})
+	p.gate.beforeEachLine(nil)
 }
