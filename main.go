@@ -105,6 +105,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 			scheduleCommand(),
 			simCommand(),
+			benchCommand(),
 			{
 				Name:   "version",
 				Usage:  "print the version, commit and Go version",
