@@ -881,8 +881,12 @@ func cnOf(dn string) string {
 // normalizeHex uppercases a hex string and drops the separators people
 // paste with thumbprints.
 func normalizeHex(s string) string {
-	return strings.ToUpper(strings.NewReplacer(":", "", " ", "", "-", "").Replace(strings.TrimSpace(s)))
+	return strings.ToUpper(hexSeparators.Replace(strings.TrimSpace(s)))
 }
+
+// hexSeparators drops the separators a thumbprint or serial number may be
+// written with; built once, as a Replacer builds its tables on first use.
+var hexSeparators = strings.NewReplacer(":", "", " ", "", "-", "")
 
 func isHex(s string) bool {
 	for _, r := range s {
