@@ -257,7 +257,13 @@ func newTransport(tc *tls.Config, maxConns int, timeout time.Duration) *http.Tra
 		}).DialContext,
 		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: dialTimeout,
-		ForceAttemptHTTP2:   true,
+		// HTTP/1.1 on a pool of keep-alive connections, even to a server
+		// that offers HTTP/2: each request is one write and one read on
+		// its own connection, where HTTP/2 multiplexes every request over
+		// one connection through extra goroutines, frames and flushes. At
+		// runner's concurrency that cost more CPU on both ends (a fifth of
+		// the simulator's per request, BENCHMARKS.md) for nothing gained.
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxConnsPerHost:     maxConns,
 		MaxIdleConnsPerHost: maxConns,
 		MaxIdleConns:        maxConns,

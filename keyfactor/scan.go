@@ -10,7 +10,7 @@ import (
 )
 
 // A fast path for the wire structs (structs of json.RawMessage fields):
-// once a body is known to be valid JSON (json.Valid), its objects are split
+// once a body is known to be valid JSON (validJSON), its objects are split
 // into members by hand and each member a wire field names is handed over as
 // a slice of the body, as encoding/json would set it, but without decoding
 // every value into a RawMessage copy and without the reflection encoding/json
