@@ -172,7 +172,16 @@ func benchAction(c *cli.Context) error {
 	fmt.Fprintf(out, "machine: %d CPUs, Go %s, load average %s, CPU pressure %s at start; simulator ready in %s (%s)\n",
 		runtime.NumCPU(), runtime.Version(), load, pressure, time.Since(setupStart).Round(time.Millisecond), sim.base)
 
-	var seen ledgerMarks
+	rtt, err := calibrate(c.Context, sim, o.concurrency*o.shards)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "round trip: %s with %d requests at once (GET /Status/Endpoints, no runner: L plus what this machine adds)\n", ms(rtt), o.concurrency*o.shards)
+	led, err := sim.ledger(c.Context)
+	if err != nil {
+		return err
+	}
+	seen := led.marks()
 	for night := 1; night <= o.nights; night++ {
 		simCPU0 := processCPU(sim.cmd.Process.Pid)
 		var fig runFigures
@@ -196,7 +205,7 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		writeNight(out, o, night, fig, led.since(seen), simFig)
+		writeNight(out, o, night, fig, led.since(seen), simFig, rtt)
 		seen = led.marks()
 	}
 	return nil
@@ -307,6 +316,49 @@ func (s *benchSim) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+}
+
+// calibrate measures the round trip of a bare request at the run's
+// concurrency: conc loops of GET /Status/Endpoints through a client like
+// the run's, the first request of each (its connection's handshake) left
+// out. Against it, the ratio shows runner's own cost apart from the
+// machine's.
+func calibrate(ctx context.Context, sim *benchSim, conc int) (time.Duration, error) {
+	inv := &invocation{log: slog.New(slog.DiscardHandler), cfg: runner.Config{Concurrency: conc}}
+	client, err := inv.connect(keyfactor.Config{Hostname: sim.base, APIPath: sim.apiPath, CACert: sim.caCert,
+		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version()})
+	if err != nil {
+		return 0, err
+	}
+	const rounds = 5
+	var mu sync.Mutex
+	var total time.Duration
+	var errs []error
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for i := range rounds {
+				start := time.Now()
+				_, err := client.StatusEndpoints(ctx)
+				d := time.Since(start)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if i > 0 {
+					total += d
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return 0, fmt.Errorf("measure the round trip: %w", errs[0])
+	}
+	return total / time.Duration(conc*(rounds-1)), nil
 }
 
 // benchLedger is the part of kfsim's ledger the figures need.
@@ -572,7 +624,7 @@ type simFigures struct {
 	peakRSS int64         // since it started; 0 when unknown
 }
 
-func writeNight(w io.Writer, o benchOptions, night int, fig runFigures, led *benchLedger, sim simFigures) {
+func writeNight(w io.Writer, o benchOptions, night int, fig runFigures, led *benchLedger, sim simFigures, rtt time.Duration) {
 	n := float64(fig.Certificates)
 	if n == 0 {
 		n = 1
@@ -589,6 +641,8 @@ func writeNight(w io.Writer, o benchOptions, night int, fig runFigures, led *ben
 	row("wall", "%.3fs", fig.Wall.Seconds())
 	row("ideal", "%.3fs (N×2×L/(C×S))", ideal.Seconds())
 	row("ratio ideal/wall", "%.3f", ideal.Seconds()/fig.Wall.Seconds())
+	floor := time.Duration(float64(o.certificates) * 2 * float64(rtt) / float64(o.concurrency*o.shards))
+	row("against the round trip", "%.3f (N×2×round trip/(C×S) = %.3fs: what is left is runner's own)", floor.Seconds()/fig.Wall.Seconds(), floor.Seconds())
 	row("throughput", "%.1f certificates/s, %.1f rows/s", n/fig.Wall.Seconds(), float64(fig.Rows)/fig.Wall.Seconds())
 
 	byEndpoint := map[string]int{}
