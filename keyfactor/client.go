@@ -575,6 +575,10 @@ func decodeResponse(method, endpoint string, status int, header http.Header, bod
 	var err error
 	if bd, ok := out.(bodyDecoder); ok {
 		err = bd.decodeBody(trimmed)
+	} else if u, ok := out.(json.Unmarshaler); ok && validJSON(trimmed) {
+		// What json.Unmarshal would call, without its second scan of the
+		// body; invalid JSON still gets encoding/json's error below.
+		err = u.UnmarshalJSON(trimmed)
 	} else {
 		err = json.Unmarshal(trimmed, out)
 	}
