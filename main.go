@@ -106,6 +106,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			scheduleCommand(),
 			discoverCommand(),
 			simCommand(),
+			benchCommand(),
 			{
 				Name:   "version",
 				Usage:  "print the version, commit and Go version",

@@ -37,6 +37,15 @@ func BenchmarkCertificates(b *testing.B) {
 				r.Stores = map[string]StoreState{"6b3c6f0e-1f4e-4d5a-9d53-0d8f2a7f1c11": {Status: StoreJobCreated, At: t0}}
 			})
 		}},
+		// The deploy outcome not waited for either: only Begin waits.
+		{"runner-async", func(j *Journal, id int, seq uint64) error {
+			if err := j.UpdateAsync(id, seq, renewedAs(id)); err != nil {
+				return err
+			}
+			return j.UpdateAsync(id, seq, func(r *Renewal) {
+				r.Stores = map[string]StoreState{"6b3c6f0e-1f4e-4d5a-9d53-0d8f2a7f1c11": {Status: StoreJobCreated, At: t0}}
+			})
+		}},
 	}
 	for _, flow := range flows {
 		for _, workers := range []int{1, 8, 64} {

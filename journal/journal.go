@@ -204,6 +204,7 @@ type Journal struct {
 	now          func() time.Time
 	upgradedFrom string
 	commits      atomic.Uint64
+	fileReads    atomic.Uint64 // lineages read from the file, for tests
 
 	// beforeCommit, when set (by tests), runs inside every write
 	// transaction before the writes; an error fails the transaction.
@@ -213,8 +214,11 @@ type Journal struct {
 	cond  *sync.Cond           // on mu: a batch was queued or committed, or Close began
 	index certIndex            // every certificate id of a lineage → its root
 	live  map[int]*liveLineage // lineages with writes not yet committed, by root
-	seq   uint64               // the highest Renewal.Seq handed out
-	next  *batch               // writes waiting for the writer
+	// recent are lineages committed lately, kept so the next write or read
+	// of one needs no read of the file.
+	recent recentLineages
+	seq    uint64 // the highest Renewal.Seq handed out
+	next   *batch // writes waiting for the writer
 	// committing is the batch the writer is committing, nil when idle.
 	committing *batch
 	// failed is the first failed commit: once the disk refused a write,
@@ -299,7 +303,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	j := &Journal{
 		db: db, path: path, now: now,
-		index: newCertIndex(), live: map[int]*liveLineage{},
+		index: newCertIndex(), live: map[int]*liveLineage{}, recent: newRecentLineages(recentCapacity),
 		next: newBatch(), writerDone: make(chan struct{}),
 	}
 	j.cond = sync.NewCond(&j.mu)
@@ -489,15 +493,15 @@ func (j *Journal) Lineage(certID int) (Lineage, bool, error) {
 	j.mu.RLock()
 	root, ok := j.index.get(certID)
 	var lin Lineage
-	live := false
-	if l := j.live[root]; ok && l != nil {
-		lin, live = l.lin.clone(), true
+	inMemory := false
+	if ok {
+		lin, inMemory = j.inMemoryLocked(root)
 	}
 	j.mu.RUnlock()
 	if !ok {
 		return Lineage{}, false, nil
 	}
-	if live {
+	if inMemory {
 		return lin, true, nil
 	}
 	lin, found, err := j.read(root)
@@ -507,8 +511,22 @@ func (j *Journal) Lineage(certID int) (Lineage, bool, error) {
 	return lin, found, nil
 }
 
+// inMemoryLocked returns a copy of root's lineage when memory holds it: live
+// (with writes queued) or committed lately. j.mu is held, for reading at
+// least.
+func (j *Journal) inMemoryLocked(root int) (Lineage, bool) {
+	if l := j.live[root]; l != nil {
+		return l.lin.clone(), true
+	}
+	if l, ok := j.recent.get(root); ok {
+		return l.clone(), true
+	}
+	return Lineage{}, false
+}
+
 // read reads a committed lineage from the file.
 func (j *Journal) read(root int) (lin Lineage, found bool, err error) {
+	j.fileReads.Add(1)
 	err = j.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLineages).Get(itob(root))
 		if v == nil {
@@ -584,7 +602,19 @@ func utc(t time.Time) time.Time {
 	return t.UTC()
 }
 
+// encodeLineage is the stored form of l: exactly what json.Marshal makes of
+// its storedLineage (see marshalLineage), written by hand because the
+// runner encodes a lineage at every write.
 func encodeLineage(l Lineage) ([]byte, error) {
+	if b, ok := appendLineage(make([]byte, 0, 256*len(l.Renewals)+16), l); ok {
+		return b, nil
+	}
+	return marshalLineage(l)
+}
+
+// marshalLineage encodes l through encoding/json: the definition of the
+// format, and the way for values appendLineage leaves to it.
+func marshalLineage(l Lineage) ([]byte, error) {
 	s := storedLineage{Renewals: make([]storedRenewal, len(l.Renewals))}
 	for i, r := range l.Renewals {
 		s.Renewals[i] = storedRenewal{

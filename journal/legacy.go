@@ -325,6 +325,7 @@ func (j *Journal) importLegacy(legacy []legacyLineage, runs [][]byte) (int, erro
 		return 0, err
 	}
 	j.commits.Add(1)
+	j.recent = newRecentLineages(recentCapacity) // imported lineages may have merged into kept ones
 	j.seq = seq
 	for id, root := range claims {
 		j.index.set(id, root)

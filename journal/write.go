@@ -67,9 +67,15 @@ func (j *Journal) write() {
 			if w.root == 0 {
 				continue
 			}
+			if b.err != nil {
+				j.recent.drop(w.root) // the file holds what it held before
+			}
 			if l := j.live[w.root]; l != nil {
 				if l.pending--; l.pending == 0 {
 					delete(j.live, w.root)
+					if b.err == nil {
+						j.recent.put(w.root, l.lin)
+					}
 				}
 			}
 		}
@@ -167,11 +173,11 @@ func (j *Journal) usableLocked() error {
 }
 
 // lineageLocked returns the newest state of root's lineage: the live one,
-// else the committed one. j.mu is held for writing, so no write of root can
+// else the committed one (from memory when it was committed lately). j.mu is held for writing, so no write of root can
 // be queued meanwhile, and a lineage with writes in flight is always live.
 func (j *Journal) lineageLocked(root int) (Lineage, bool, error) {
-	if l := j.live[root]; l != nil {
-		return l.lin.clone(), true, nil
+	if l, ok := j.inMemoryLocked(root); ok {
+		return l, true, nil
 	}
 	return j.read(root)
 }

@@ -257,7 +257,13 @@ func newTransport(tc *tls.Config, maxConns int, timeout time.Duration) *http.Tra
 		}).DialContext,
 		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: dialTimeout,
-		ForceAttemptHTTP2:   true,
+		// HTTP/1.1 on a pool of keep-alive connections, even to a server
+		// that offers HTTP/2: each request is one write and one read on
+		// its own connection, where HTTP/2 multiplexes every request over
+		// one connection through extra goroutines, frames and flushes. At
+		// runner's concurrency that cost more CPU on both ends (a fifth of
+		// the simulator's per request, BENCHMARKS.md) for nothing gained.
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxConnsPerHost:     maxConns,
 		MaxIdleConnsPerHost: maxConns,
 		MaxIdleConns:        maxConns,
@@ -569,6 +575,10 @@ func decodeResponse(method, endpoint string, status int, header http.Header, bod
 	var err error
 	if bd, ok := out.(bodyDecoder); ok {
 		err = bd.decodeBody(trimmed)
+	} else if u, ok := out.(json.Unmarshaler); ok && validJSON(trimmed) {
+		// What json.Unmarshal would call, without its second scan of the
+		// body; invalid JSON still gets encoding/json's error below.
+		err = u.UnmarshalJSON(trimmed)
 	} else {
 		err = json.Unmarshal(trimmed, out)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -298,9 +299,19 @@ func normThumbprint(s, field string) (string, error) {
 func objectFields(raw []byte, into any) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return fmt.Errorf("expected a JSON object, got %s", kindOf(raw))
+		return wrongKind(raw)
+	}
+	if validJSON(raw) {
+		if err, ok := fastObjectFields(raw, into); ok {
+			return err
+		}
 	}
 	return json.Unmarshal(raw, into)
+}
+
+// wrongKind is the error for a value that should have been an object.
+func wrongKind(raw []byte) error {
+	return fmt.Errorf("expected a JSON object, got %s", kindOf(raw))
 }
 
 type locationWire struct {
@@ -384,14 +395,21 @@ func decodeLocations(raw json.RawMessage) ([]Location, error) {
 		return nil, nil
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	valid := validJSON(raw)
+	if trimmed := bytes.TrimSpace(raw); valid && trimmed[0] == '[' {
+		eachElement(trimmed, func(item []byte) { items = append(items, item) })
+	} else if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, fieldErr("Locations", "expected an array, got %s", kindOf(raw))
 	}
 	out := make([]Location, 0, len(items))
 	for i, item := range items {
 		field := "Locations[" + strconv.Itoa(i) + "]"
 		var w locationWire
-		if err := objectFields(item, &w); err != nil {
+		err, fast := fastObjectFields(item, &w) // item is part of valid JSON
+		if !fast {
+			err = objectFields(item, &w)
+		}
+		if err != nil {
 			return nil, &fieldError{field: field, err: err}
 		}
 		id, err := lenientString(w.CertStoreId, field+".CertStoreId")
@@ -768,6 +786,14 @@ type records[W any] struct {
 }
 
 func (r *records[W]) decodeBody(body []byte) error {
+	if wf := wireFieldsOf(reflect.TypeFor[W]()); wf != nil && validJSON(body) {
+		return r.decodeValid(wf, bytes.TrimSpace(body))
+	}
+	return r.decodeStream(body)
+}
+
+// decodeStream is decodeBody through encoding/json, for any body.
+func (r *records[W]) decodeStream(body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	if err != nil {
@@ -798,6 +824,35 @@ func (r *records[W]) decodeBody(body []byte) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("data after the JSON array")
 	}
+	return nil
+}
+
+// decodeValid is decodeBody for a body that is valid JSON, with the same
+// outcome as encoding/json's path: an element that is not an object is
+// handed over with its error, a null element as an empty record.
+func (r *records[W]) decodeValid(wf *wireFields, body []byte) error {
+	if body[0] != '[' {
+		return r.decodeStream(body) // null, or not a list: rare, and its error is encoding/json's
+	}
+	eachElement(body, func(elem []byte) {
+		var w W
+		var err error
+		switch elem[0] {
+		case '{':
+			wf.bindObject(elem, reflect.ValueOf(&w).Elem())
+		case 'n':
+		case '"':
+			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("string"))
+		case '[':
+			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("array"))
+		case 't', 'f':
+			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("bool"))
+		default:
+			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("number"))
+		}
+		r.each(r.n, &w, err)
+		r.n++
+	})
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // CertificateQuery selects GET /Certificates records.
@@ -213,50 +215,98 @@ func (c *Client) AllCertificates(ctx context.Context, q CertificateQuery, each f
 const maxURLLength = 1800
 
 // CertificatesByID reads the given ids with `Id -eq a OR Id -eq b …`
-// queries, as many requests as the URL budget needs, expired and revoked
-// certificates included (as GET /Certificates/{id} would return them). A
-// batch is paged if the server caps the page. Ids Command did not return
-// are absent from the map. When Command refuses the query (400, 414, or
-// 404 as IIS answers an over-long query string), the error wraps
-// ErrQueryRefused and the caller reads one id at a time.
+// queries, as many requests as the URL budget needs (up to
+// batchesAtOnce of them at once, so a read of a few hundred ids costs
+// one round trip, not several), expired and revoked certificates included
+// (as GET /Certificates/{id} would return them). A batch is paged if the
+// server caps the page. Ids Command did not return are absent from the map.
+// When Command refuses the query (400, 414, or 404 as IIS answers an
+// over-long query string), the error wraps ErrQueryRefused and the caller
+// reads one id at a time. Of several failed batches, the error of the first
+// in id order is returned.
 func (c *Client) CertificatesByID(ctx context.Context, ids []int, includeLocations bool) (map[int]*Certificate, []RecordError, error) {
 	want := slices.Clone(ids)
 	slices.Sort(want)
 	want = slices.Compact(want)
-	out := make(map[int]*Certificate, len(want))
-	var odd []RecordError
 	for len(want) > 0 && want[0] <= 0 {
 		want = want[1:]
 	}
+	var batches [][]int
 	for len(want) > 0 {
 		n := c.batchSize(want, includeLocations)
-		batch := want[:n]
-		want = want[n:]
-		asked := make(map[int]bool, len(batch))
-		for _, id := range batch {
-			asked[id] = true
-		}
-		q := CertificateQuery{QueryString: idQuery(batch), ReturnLimit: len(batch), IncludeLocations: includeLocations,
-			IncludeExpired: true, IncludeRevoked: true}
-		batchOdd, err := c.AllCertificates(ctx, q, func(cert *Certificate) error {
-			if asked[cert.Id] { // an answer for an id nobody asked for is ignored
-				cp := *cert
-				out[cert.Id] = &cp
-			}
+		batches, want = append(batches, want[:n]), want[n:]
+	}
+	type result struct {
+		found []*Certificate
+		odd   []RecordError
+		err   error
+	}
+	results := make([]result, len(batches))
+	g := new(errgroup.Group)
+	g.SetLimit(batchesAtOnce)
+	for i, batch := range batches {
+		g.Go(func() error {
+			results[i].found, results[i].odd, results[i].err = c.certificateBatch(ctx, batch, includeLocations)
 			return nil
 		})
-		odd = append(odd, batchOdd...)
-		if err != nil {
-			var ae *APIError
-			if errors.As(err, &ae) && ae.Endpoint == "/Certificates" &&
-				(ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotFound || ae.Status == http.StatusRequestURITooLong) {
-				return out, odd, fmt.Errorf("read %d certificates by id: %w: %w", len(batch), ErrQueryRefused, err)
-			}
-			return out, odd, fmt.Errorf("read %d certificates by id: %w", len(batch), err)
+	}
+	_ = g.Wait() // each batch's error is in its result
+	out := make(map[int]*Certificate, len(ids))
+	var odd []RecordError
+	for i, r := range results {
+		for _, cert := range r.found {
+			out[cert.Id] = cert
 		}
+		odd = append(odd, r.odd...)
+		if r.err == nil {
+			continue
+		}
+		var ae *APIError
+		if errors.As(r.err, &ae) && ae.Endpoint == "/Certificates" &&
+			(ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotFound || ae.Status == http.StatusRequestURITooLong) {
+			return out, odd, fmt.Errorf("read %d certificates by id: %w: %w", len(batches[i]), ErrQueryRefused, r.err)
+		}
+		return out, odd, fmt.Errorf("read %d certificates by id: %w", len(batches[i]), r.err)
 	}
 	return out, odd, nil
 }
+
+// batchesAtOnce bounds the requests one CertificatesByID call has in
+// flight.
+const batchesAtOnce = 4
+
+// certificateBatch reads one batch of ids that fits the URL budget; records
+// for ids that were not asked for are dropped. Once every id asked for is
+// in, it stops: the query can match nothing else, so the page after a full
+// one (which the pager would read to be sure) would be empty.
+func (c *Client) certificateBatch(ctx context.Context, batch []int, includeLocations bool) ([]*Certificate, []RecordError, error) {
+	asked := make(map[int]bool, len(batch))
+	for _, id := range batch {
+		asked[id] = true
+	}
+	found := make([]*Certificate, 0, len(batch))
+	q := CertificateQuery{QueryString: idQuery(batch), ReturnLimit: len(batch), IncludeLocations: includeLocations,
+		IncludeExpired: true, IncludeRevoked: true}
+	odd, err := c.AllCertificates(ctx, q, func(cert *Certificate) error {
+		if !asked[cert.Id] { // an answer for an id nobody asked for is ignored
+			return nil
+		}
+		delete(asked, cert.Id)
+		cp := *cert
+		found = append(found, &cp)
+		if len(asked) == 0 {
+			return errAllFound
+		}
+		return nil
+	})
+	if errors.Is(err, errAllFound) {
+		err = nil
+	}
+	return found, odd, err
+}
+
+// errAllFound ends a batch's listing once every id asked for was read.
+var errAllFound = errors.New("every certificate asked for was read")
 
 // batchSize returns how many of ids fit in one request's URL budget (at
 // least one).

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -216,4 +217,80 @@ func checkRecordError(t *testing.T, e RecordError) {
 	if strings.ContainsAny(msg, "\n\r") {
 		t.Fatalf("multi-line record error %q", msg)
 	}
+}
+
+// FuzzFastDecodeMatchesEncodingJSON checks the hand-split path of a valid
+// body against encoding/json's: the same records, fields and errors.
+func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`[{"id":1,"ID":2,"Id":3},{"\u0049d":4,"Locations":[{"certstoreid":"x"}]},null,[],"",0,true,{"Id":"x\"y"}]`))
+	f.Add([]byte(` [ { "Id" : 1 , "Locations" : [ ] } ] `))
+	f.Add([]byte(`{"Id":1}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`[{"ſd":1,"K":2,"ＩＤ":3}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		type rec struct {
+			w   certificateWire
+			err string
+		}
+		collect := func(decode func(r *records[certificateWire]) error) ([]rec, string) {
+			var got []rec
+			r := &records[certificateWire]{each: func(i int, w *certificateWire, err error) {
+				x := rec{w: *w}
+				if err != nil {
+					x.err = err.Error()
+				}
+				got = append(got, x)
+			}}
+			err := decode(r)
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+			}
+			return got, msg
+		}
+		trimmed := bytes.TrimSpace(body)
+		fast, fastErr := collect(func(r *records[certificateWire]) error {
+			return r.decodeValid(wireFieldsOf(reflect.TypeFor[certificateWire]()), trimmed)
+		})
+		slow, slowErr := collect(func(r *records[certificateWire]) error { return r.decodeStream(trimmed) })
+		if fastErr != slowErr || !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("body %q:\nfast %+v, %q\nslow %+v, %q", body, fast, fastErr, slow, slowErr)
+		}
+		// One object, as objectFields reads Renew's answer or a location.
+		if trimmed[0] == '{' {
+			var a, b locationWire
+			ferr, ok := fastObjectFields(trimmed, &a)
+			serr := json.Unmarshal(trimmed, &b)
+			if !ok || (ferr == nil) != (serr == nil) || !reflect.DeepEqual(a, b) {
+				t.Fatalf("object %q:\nfast %+v, %v\nslow %+v, %v", body, a, ferr, b, serr)
+			}
+		}
+	})
+}
+
+// FuzzValidJSON checks the hand-written validator against json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}`, `[1,]`, `{"a" 1}`, `01`, `-`, `1.`, `1e`, `"\x01"`, `"\q"`, `"\u12g4"`,
+		` [ ] `, `{}x`, `nul`, `"` + "\xff" + `"`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001), strings.Repeat("[", 10000) + strings.Repeat("]", 10000)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %t, json.Valid = %t", b, got, want)
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // pageServer plays GET /Certificates over ids: it honours pq.pageReturned
@@ -249,5 +250,79 @@ func TestBatchSizeFillsTheBudget(t *testing.T) {
 	}
 	if got := fmt.Sprint(c.batchSize(ids[:1], false)); got != "1" {
 		t.Errorf("a single id makes a batch of %s", got)
+	}
+}
+
+// The batches of one CertificatesByID call are read at once: each request
+// here is held until a second one arrives (or, read one after another, until
+// the bound runs out and the test fails).
+func TestCertificatesByIDReadsBatchesAtOnce(t *testing.T) {
+	many := seq(100000, 300) // several batches
+	ps := &pageServer{ids: many}
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	second := make(chan struct{})
+	var once sync.Once
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == 2 {
+			once.Do(func() { close(second) })
+		}
+		mu.Unlock()
+		select {
+		case <-second:
+		case <-time.After(10 * time.Second):
+		}
+		ps.ServeHTTP(w, r)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	c, _ := newTestClient(t, srv.URL, func(c *Config) { c.GetRetries = -1 })
+	got, _, err := c.CertificatesByID(context.Background(), many, false)
+	if err != nil || len(got) != len(many) {
+		t.Fatalf("found %d of %d, error %v", len(got), len(many), err)
+	}
+	if n := len(ps.requests()); n < 2 {
+		t.Fatalf("%d requests, want several batches", n)
+	}
+	if most < 2 || most > batchesAtOnce {
+		t.Errorf("at most %d requests in flight, want 2 to %d", most, batchesAtOnce)
+	}
+}
+
+// Of several failed batches, the first in id order names the error, so the
+// caller's choice (fall back to one read per id, or not) does not depend on
+// which answer came first.
+func TestCertificatesByIDReportsTheFirstBatchError(t *testing.T) {
+	many := seq(100000, 300)
+	refuse := func(r *http.Request) int {
+		if strings.HasPrefix(r.URL.Query().Get("pq.queryString"), "Id -eq 100000 ") {
+			return 500 // the first batch
+		}
+		return 400
+	}
+	srv := serve(t, &pageServer{ids: many, refuse: refuse})
+	c, _ := newTestClient(t, srv.URL, func(c *Config) { c.GetRetries = -1 })
+	_, _, err := c.CertificatesByID(context.Background(), many, false)
+	if err == nil || errors.Is(err, ErrQueryRefused) {
+		t.Errorf("error = %v, want the first batch's server error, not a refusal", err)
+	}
+}
+
+// A batch whose every id came back on a full page is done: the page after
+// it could only be empty, and reading it would cost a round trip per batch.
+func TestCertificatesByIDStopsWhenAllAreIn(t *testing.T) {
+	ps := &pageServer{ids: seq(1, 10)}
+	srv := serve(t, ps)
+	c, _ := newTestClient(t, srv.URL, nil)
+	got, _, err := c.CertificatesByID(context.Background(), seq(1, 10), false)
+	if err != nil || len(got) != 10 {
+		t.Fatalf("found %d of 10, error %v", len(got), err)
+	}
+	if reqs := ps.requests(); len(reqs) != 1 {
+		t.Errorf("%d requests, want 1: %q", len(reqs), reqs)
 	}
 }

@@ -68,3 +68,27 @@ func TestTLSTrust(t *testing.T) {
 		})
 	}
 }
+
+// Requests go over HTTP/1.1 even to a server that offers HTTP/2 (see
+// newTransport).
+func TestHTTP1EvenWhereHTTP2IsOffered(t *testing.T) {
+	protos := make(chan string, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case protos <- r.Proto:
+		default:
+		}
+		writeJSON(w, 200, "[]")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	c, _ := newTestClient(t, srv.URL, func(c *Config) { c.CACert = pemText })
+	if _, err := c.StatusEndpoints(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-protos; p != "HTTP/1.1" {
+		t.Errorf("request sent as %s, want HTTP/1.1", p)
+	}
+}
