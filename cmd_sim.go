@@ -142,10 +142,12 @@ func simAction(c *cli.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-c.Context.Done():
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Let answers under way finish for a moment, then close whatever a
+		// client still holds open (a keep-alive connection it never closes).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("shut down: %w", err)
+			_ = srv.Close()
 		}
 		return nil
 	}
