@@ -350,7 +350,9 @@ func (inv *invocation) connect(cfg keyfactor.Config) (*keyfactor.Client, error) 
 	cfg.Logger = inv.log
 	cfg.MaxConnsPerHost = inv.cfg.Concurrency * 2
 	if inv.rate > 0 {
-		cfg.Limiter = rate.NewLimiter(rate.Limit(inv.rate), max(1, int(inv.rate)))
+		// A burst of one: a burst of R let a run start at twice the rate
+		// asked for, and --rate is a promise to Command's operators.
+		cfg.Limiter = rate.NewLimiter(rate.Limit(inv.rate), 1)
 	}
 	client, err := keyfactor.New(cfg)
 	if err != nil {

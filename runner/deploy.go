@@ -48,9 +48,10 @@ func (s *run) buildDeploy(t *target) (keyfactor.DeployRequest, error) {
 
 // deploy sends POST /Enrollment/PFX/Deploy for all of the target's stores at
 // once, retrying what may be retried until renewal + window − margin, and
-// records the renewal with its stores' outcomes in one journal commit. An
-// interrupt does not stop it: the certificate is renewed, and a renewal left
-// undeployed is the one thing worse than a late report.
+// records the renewal with its stores' outcomes in one journal write that the
+// worker does not wait for (see recordAsync). An interrupt does not stop it:
+// the certificate is renewed, and a renewal left undeployed is the one thing
+// worse than a late report.
 func (s *run) deploy(ctx context.Context, t *target, r journal.Renewal, req keyfactor.DeployRequest) {
 	if r.NewCertificateID != 0 {
 		req.CertificateId = r.NewCertificateID
@@ -111,7 +112,7 @@ func (s *run) deployFailed(t *target, r journal.Renewal, orphaned bool, detail s
 	if orphaned {
 		status = journal.StoreOrphaned
 	}
-	s.record(t, r, func(x *journal.Renewal) {
+	s.recordAsync(t, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
 		x.Stores = cloneStores(keepStores)
@@ -176,7 +177,7 @@ func (s *run) applyDeploy(t *target, r journal.Renewal, resp *keyfactor.DeployRe
 		s.failRows(rowsOf(pr), report.StageDeploy, detail, nil)
 		states[pr.StoreID] = journal.StoreState{Status: journal.StoreFailed, At: now, Detail: detail}
 	}
-	s.record(t, r, func(x *journal.Renewal) {
+	s.recordAsync(t, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
 		x.Stores = cloneStores(keepStores)

@@ -33,7 +33,8 @@ func (s *run) pipeline(ctx context.Context) {
 	work := make(chan *target, s.cfg.Concurrency)
 	var workers sync.WaitGroup
 	if !s.cfg.DryRun {
-		for range s.cfg.Concurrency {
+		s.pairs = make(pairSlots, s.cfg.Concurrency)
+		for range 2 * s.cfg.Concurrency { // half of them writing their journal entry ahead (pairSlots)
 			workers.Go(func() {
 				for t := range work {
 					s.work(ctx, t)
@@ -119,6 +120,7 @@ type target struct {
 	root int // the journal lineage it belongs to (0: none yet)
 	f    facts
 	act  action
+	pair bool // it holds one of run.pairs
 }
 
 // storesOf returns the lower-case store ids of rows.

@@ -187,6 +187,7 @@ type run struct {
 	perms      keyfactor.Permissions
 
 	subjects  subjectLocks
+	pairs     pairSlots // renew→deploy pairs in flight, at most Concurrency
 	queryOK   queryMode // whether Command takes `Id -eq … OR …` reads
 	verifier  *verifier
 	deploysTo map[string]int // deploys sent per store, guarded by mu

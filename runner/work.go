@@ -44,6 +44,9 @@ func (s *run) renewAndDeploy(ctx context.Context, t *target) {
 	if ok {
 		s.deploy(ctx, t, r, req)
 	}
+	if t.pair {
+		s.pairs.done()
+	}
 }
 
 // resume deploys an earlier run's renewal whose window is still open.
@@ -60,6 +63,10 @@ func (s *run) resume(ctx context.Context, t *target) {
 			r.OldCertificateID, r.NewCertificateID, err, stamp(r.RenewedAt.Add(s.cfg.Window))), nil)
 		return
 	}
+	// A deploy inside the window goes out even after an interrupt: wait for
+	// a pair's place whatever ctx says.
+	s.pairs.take(context.WithoutCancel(ctx))
+	defer s.pairs.done()
 	s.deploy(ctx, t, r, req)
 }
 
@@ -81,6 +88,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 		s.failRows(t.rows, report.StageRenew, "not renewed: the attempt could not be recorded in the journal first", err)
 		return r, false
 	}
+	// The attempt is on disk; now wait for one of the places of a
+	// renew→deploy pair (pairSlots).
+	if !s.pairs.take(ctx) {
+		s.abandon(t, r)
+		s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted before Renew was sent", nil)
+		return r, false
+	}
+	t.pair = true
 	req := keyfactor.RenewalRequest{CertificateId: cur.Id, Template: t.job.Template, CertificateAuthority: t.job.CertificateAuthority}
 	var bo backoff
 	for attempt := 1; ; attempt++ {
@@ -238,12 +253,46 @@ func (s *run) abandon(t *target, r journal.Renewal) {
 	}
 }
 
-// record writes the renewal r, changed by change, to the journal.
+// record writes the renewal r, changed by change, to the journal, and waits
+// for the commit.
 func (s *run) record(t *target, r journal.Renewal, change func(*journal.Renewal)) {
 	if err := s.journal.Update(t.root, r.Seq, change); err != nil {
 		s.log.Error("could not record a renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
 	}
 }
+
+// recordAsync is record without waiting for the commit: for a deploy's
+// outcome, which the worker need not see on disk before it takes its next
+// certificate. A commit that fails is reported by every later write and by
+// the journal's Close; a crash before it is settled by the next run as for a
+// lost Renew answer (the search finds the certificate; a deploy still inside
+// the window is sent again, which is harmless; past the window, the
+// certificate found in the stores is adopted before anything is renewed).
+func (s *run) recordAsync(t *target, r journal.Renewal, change func(*journal.Renewal)) {
+	if err := s.journal.UpdateAsync(t.root, r.Seq, change); err != nil {
+		s.log.Error("could not record a renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
+	}
+}
+
+// pairSlots are the --concurrency places for renew→deploy pairs in flight.
+// Twice as many workers as places run, so that while one waits for its
+// journal entry to be synced (Begin), another, whose entry is on disk, takes
+// the place a finished pair left: Command always has --concurrency pairs
+// under way, none of them waiting for the disk.
+type pairSlots chan struct{}
+
+// take waits for a place; false when ctx ended first.
+func (p pairSlots) take(ctx context.Context) bool {
+	select {
+	case p <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// done gives a place back.
+func (p pairSlots) done() { <-p }
 
 // apiMessage is the most readable form of a Command error.
 func apiMessage(err error) string {
