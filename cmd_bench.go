@@ -248,12 +248,13 @@ func startBenchSim(ctx context.Context, o benchOptions, dir string) (*benchSim, 
 	s.cmd = exec.Command(o.binary, "sim",
 		"--synthetic", fmt.Sprintf("%d:%d", o.certificates, o.stores), "--write-plan", s.plan,
 		"--latency", o.latency.String(), "--listen", "127.0.0.1:0", "--tls", "--tls-cert-out", s.caCert)
-	// The demo user, whatever the caller's environment names. The
+	// The demo user, whatever the caller's environment names, and the
+	// simulator's own GC settings, not the ones the runner is measured with. The
 	// simulator holds the whole estate, its ledger and every job in memory;
 	// collecting that heap less often keeps it from taking the CPU the
 	// runner is measured on.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KEYFACTOR_") && !strings.HasPrefix(kv, "GOGC=") {
+		if !strings.HasPrefix(kv, "KEYFACTOR_") && !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
 			s.cmd.Env = append(s.cmd.Env, kv)
 		}
 	}

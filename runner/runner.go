@@ -9,9 +9,13 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -176,10 +180,10 @@ type run struct {
 	plan    *plan.Plan
 	jobs    []*plan.Job // the jobs of this shard
 
-	mu    sync.Mutex // guards rows and final
-	rows  []report.Row
-	index map[*plan.Row]int
-	final []bool // rows that reached their final status (OnRow was called)
+	mu       sync.Mutex   // guards rows and final
+	planRows []*plan.Row  // the shard's rows in plan order
+	rows     []report.Row // rows[i] reports planRows[i]
+	final    []bool       // rows that reached their final status (OnRow was called)
 
 	// Filled by preflight.
 	stores     map[string]keyfactor.CertificateStore // by lower-case id
@@ -194,21 +198,21 @@ type run struct {
 }
 
 func newRun(cfg Config, client Client, j *journal.Journal, p *plan.Plan) *run {
-	s := &run{cfg: cfg, client: client, journal: j, log: cfg.Logger, plan: p, index: map[*plan.Row]int{}}
+	s := &run{cfg: cfg, client: client, journal: j, log: cfg.Logger, plan: p}
 	s.jobs = cfg.Shard.jobs(p.Jobs)
-	inShard := make(map[*plan.Row]bool, len(p.Rows))
-	for _, job := range s.jobs {
-		for _, row := range job.Rows {
-			inShard[row] = true
+	// Report rows in plan order. No map from row to report row: at 200,000
+	// rows it costs more memory than the binary search by line costs time.
+	s.planRows = p.Rows
+	if cfg.Shard.Count > 0 {
+		s.planRows = nil
+		for _, job := range s.jobs {
+			s.planRows = append(s.planRows, job.Rows...)
 		}
+		slices.SortFunc(s.planRows, func(a, b *plan.Row) int { return cmp.Compare(a.Line, b.Line) })
 	}
-	// Report rows in plan order.
-	for _, row := range p.Rows {
-		if !inShard[row] {
-			continue
-		}
-		s.index[row] = len(s.rows)
-		s.rows = append(s.rows, report.Row{
+	s.rows = make([]report.Row, len(s.planRows))
+	for i, row := range s.planRows {
+		s.rows[i] = report.Row{
 			Line:          row.Line,
 			CertificateID: row.CertificateID,
 			Thumbprint:    row.Thumbprint,
@@ -218,10 +222,20 @@ func newRun(cfg Config, client Client, j *journal.Journal, p *plan.Plan) *run {
 			Stage:         report.StagePlan,
 			Detail:        "not started",
 			PlanValues:    row.Values,
-		})
+		}
 	}
 	s.final = make([]bool, len(s.rows))
 	return s
+}
+
+// rowIndex is the position of a plan row in s.rows. Every row starts on a
+// line of its own, so the line identifies it.
+func (s *run) rowIndex(pr *plan.Row) int {
+	i := sort.Search(len(s.rows), func(i int) bool { return s.rows[i].Line >= pr.Line })
+	if i == len(s.rows) || s.planRows[i] != pr {
+		panic(fmt.Sprintf("runner: plan line %d is not in this run", pr.Line))
+	}
+	return i
 }
 
 func (s *run) shardInfo() *report.Shard {
@@ -259,7 +273,7 @@ func (s *run) interrupted(stage report.Stage) error {
 func (s *run) failUnsettled(stage report.Stage, detail string, err error) {
 	s.mu.Lock()
 	var rows []*plan.Row
-	for pr, i := range s.index {
+	for i, pr := range s.planRows {
 		if !s.final[i] {
 			rows = append(rows, pr)
 		}
@@ -274,7 +288,7 @@ func (s *run) setRows(rows []*plan.Row, final bool, f func(*report.Row)) {
 	s.mu.Lock()
 	var done []report.Row
 	for _, pr := range rows {
-		i := s.index[pr]
+		i := s.rowIndex(pr)
 		if s.final[i] {
 			continue // an outcome stands; a later step must not overwrite it
 		}
@@ -329,7 +343,7 @@ func (s *run) succeedRows(rows []*plan.Row, stage report.Stage, detail string, a
 func (s *run) settled(pr *plan.Row) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.final[s.index[pr]]
+	return s.final[s.rowIndex(pr)]
 }
 
 // warn adds a warning to rows without settling them.
