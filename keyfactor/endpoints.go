@@ -261,9 +261,7 @@ func (c *Client) CertificatesByID(ctx context.Context, ids []int, includeLocatio
 		if r.err == nil {
 			continue
 		}
-		var ae *APIError
-		if errors.As(r.err, &ae) && ae.Endpoint == "/Certificates" &&
-			(ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotFound || ae.Status == http.StatusRequestURITooLong) {
+		if IsQueryRefused(r.err) {
 			return out, odd, fmt.Errorf("read %d certificates by id: %w: %w", len(batches[i]), ErrQueryRefused, r.err)
 		}
 		return out, odd, fmt.Errorf("read %d certificates by id: %w", len(batches[i]), r.err)
@@ -308,13 +306,20 @@ func (c *Client) certificateBatch(ctx context.Context, batch []int, includeLocat
 // errAllFound ends a batch's listing once every id asked for was read.
 var errAllFound = errors.New("every certificate asked for was read")
 
+// CertificateQueryFits reports whether GET /Certificates with q fits the
+// URL budget of a batched read (maxURLLength), so that callers that batch
+// their own clauses stop where Command's web server would refuse.
+func (c *Client) CertificateQueryFits(q CertificateQuery) bool {
+	return len(c.base)+len("/Certificates?")+len(c.certificateParams(q).Encode()) <= maxURLLength
+}
+
 // batchSize returns how many of ids fit in one request's URL budget (at
 // least one).
 func (c *Client) batchSize(ids []int, includeLocations bool) int {
 	fits := func(n int) bool {
 		q := CertificateQuery{QueryString: idQuery(ids[:n]), PageReturned: 1, ReturnLimit: n, IncludeLocations: includeLocations,
 			IncludeExpired: true, IncludeRevoked: true}
-		return len(c.base)+len("/Certificates?")+len(c.certificateParams(q).Encode()) <= maxURLLength
+		return c.CertificateQueryFits(q)
 	}
 	// The URL grows with n, so the largest n that fits can be found by
 	// bisection.

@@ -340,6 +340,19 @@ func redact(s string, secrets []string) string {
 // a time instead.
 var ErrQueryRefused = errors.New("command refused the batched certificate query")
 
+// IsQueryRefused reports whether err is Command (or the IIS in front of it)
+// refusing a GET /Certificates query: 400, 414, or 404 on the list
+// endpoint, which is how IIS answers a query string over its limit. A
+// caller that batched clauses into the query can ask again with fewer.
+func IsQueryRefused(err error) bool {
+	if errors.Is(err, ErrQueryRefused) {
+		return true
+	}
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Endpoint == "/Certificates" &&
+		(ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotFound || ae.Status == http.StatusRequestURITooLong)
+}
+
 // Cause is what a failure means to the person running runner, so that the
 // CLI can give the hint that fits it.
 type Cause int

@@ -161,3 +161,24 @@ func TestUnknownRoutesAreLoud(t *testing.T) {
 	// The Reporter interface is what testing.TB offers.
 	var _ Reporter = testing.TB(t)
 }
+
+// IIS refuses a query string over 2048 bytes before Command sees it; a
+// client whose batched reads grow past that is caught as an unknown route.
+func TestOverLongQueryStringIsRefusedAsIISDoes(t *testing.T) {
+	h := newHarness(t, Options{})
+	// A parameter Command does not know pads the query string.
+	fits := "Certificates?pad=" + strings.Repeat("a", defaultMaxQueryString-len("pad="))
+	if s := h.call("GET", fits, alice, nil).status; s != 200 {
+		t.Fatalf("query string of exactly %d bytes: status %d, want 200", defaultMaxQueryString, s)
+	}
+	if n := len(h.sim.UnknownRoutes()); n != 0 {
+		t.Fatalf("a query string within the limit was recorded as unknown (%d)", n)
+	}
+	res := h.call("GET", fits+"a", alice, nil)
+	if res.status != 404 || !strings.Contains(res.header.Get("Content-Type"), "text/html") || !strings.Contains(string(res.body), "404.15") {
+		t.Fatalf("query string of %d bytes: %d %s %q, want IIS's 404.15 page", defaultMaxQueryString+1, res.status, res.header.Get("Content-Type"), res.body)
+	}
+	if got := h.sim.UnknownRoutes(); len(got) != 1 || got[0].Status != 404 {
+		t.Fatalf("unknown routes = %+v, want the over-long request", got)
+	}
+}

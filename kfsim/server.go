@@ -150,7 +150,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, endpoint{key: "token", handle: (*Server).issueToken})
 		return
 	}
-	s.serve(w, r, s.match(r.Method, path))
+	ep := s.match(r.Method, path)
+	if limit := s.maxQueryString(); len(r.URL.RawQuery) > limit {
+		ep = queryTooLong(ep, r.Method, path, len(r.URL.RawQuery), limit)
+	}
+	s.serve(w, r, ep)
+}
+
+// defaultMaxQueryString is IIS request filtering's default maxQueryString.
+const defaultMaxQueryString = 2048
+
+func (s *Server) maxQueryString() int {
+	if s.opts.MaxQueryString > 0 {
+		return s.opts.MaxQueryString
+	}
+	return defaultMaxQueryString
+}
+
+// queryTooLong answers as IIS does (404.15, an HTML page). Under the
+// default limit it is recorded as an unknown route: a client that sends
+// one is the bug, since it is meant to keep its batched reads inside the
+// limit. A test that sets a stricter limit expects the refusals.
+func queryTooLong(ep endpoint, method, path string, n, limit int) endpoint {
+	return endpoint{key: ep.key, unknown: ep.unknown || limit == defaultMaxQueryString, handle: func(s *Server, c *call) response {
+		s.logf("kfsim: %s %s has a query string of %d bytes; IIS refuses more than %d (404.15)", method, path, n, limit)
+		return htmlResponse(http.StatusNotFound, "<html><head><title>404 - Not Found</title></head><body>"+
+			"<h3>HTTP Error 404.15 - Not Found</h3><p>The request filtering module is configured to deny a request where the query string is too long.</p></body></html>")
+	}}
 }
 
 // match finds the route of a request. Among the routes whose path fits, the

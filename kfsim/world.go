@@ -115,6 +115,10 @@ type Options struct {
 	// PasswordOptions.Style as the v10 OpenAPI file declares them (integers)
 	// instead of the strings Command 25.4.1 sends.
 	NumericStoreTypeEnums bool
+	// MaxQueryString is the longest query string IIS lets through (request
+	// filtering's maxQueryString); 0 means its default, 2048. A longer one
+	// is answered 404.15 before Command sees it.
+	MaxQueryString int
 }
 
 // Fixture is a world to load into a Server; it is JSON-loadable with Go's

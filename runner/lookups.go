@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -104,10 +103,6 @@ func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 	return &requestResult{status: req.Status(), message: req.DenialComment}
 }
 
-// holderQueryBudget bounds the URL-encoded length of one batched search for
-// store holders, well inside IIS's default 2048-character query string.
-const holderQueryBudget = 1500
-
 // prefetchHolders searches Command, for every target of a page whose current
 // certificate would be renewed, for a newer certificate with the same
 // subject already in one of its stores (see beforeRenewing). Subjects go many to a request
@@ -139,7 +134,9 @@ func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
 		}
 		clause := keyfactor.Clause("IssuedCN", "-eq", q)
 		if !seen[clause] {
-			if next := keyfactor.Or(append(slices.Clone(cur.clauses), clause)...); len(cur.clauses) > 0 && len(url.QueryEscape(next)) > holderQueryBudget {
+			// The client owns the URL budget; the date's length does not
+			// depend on its value, so any date sizes the batch.
+			if next := holderQuery(append(slices.Clone(cur.clauses), clause), c.ImportDate); len(cur.clauses) > 0 && !s.client.CertificateQueryFits(next) {
 				batches = append(batches, cur)
 				cur, seen = batch{}, map[string]bool{}
 			}
@@ -171,18 +168,14 @@ func (s *run) searchHolders(ctx context.Context, batch []*target, clauses []stri
 		}
 	}
 	byDN := map[string][]keyfactor.Certificate{}
-	_, err := s.client.AllCertificates(ctx, keyfactor.CertificateQuery{
-		QueryString:      keyfactor.And(keyfactor.Or(clauses...), keyfactor.Clause("ImportDate", "-ge", keyfactor.QueryTime(since))),
-		ReturnLimit:      100,
-		IncludeLocations: true,
-	}, func(c *keyfactor.Certificate) error {
+	_, err := s.client.AllCertificates(ctx, holderQuery(clauses, since), func(c *keyfactor.Certificate) error {
 		k := strings.ToLower(c.IssuedDN)
 		byDN[k] = append(byDN[k], *c)
 		return nil
 	})
 	if err != nil {
-		if isStatus(err, http.StatusBadRequest) {
-			s.log.Debug("batched search for newer certificates in the stores failed; searching one certificate at a time", "err", err)
+		if keyfactor.IsQueryRefused(err) {
+			s.log.Debug("Command refused the batched search for newer certificates in the stores; searching one certificate at a time", "err", err)
 			return
 		}
 		for _, t := range batch {
@@ -194,6 +187,16 @@ func (s *run) searchHolders(ctx context.Context, batch []*target, clauses []stri
 	for _, t := range batch {
 		c := t.f.current
 		t.f.holders = &holderResult{holder: storeHolder(c, t.rootOr(c.Id), storesOf(t.rows), now, s.claimedBy, byDN[strings.ToLower(c.IssuedDN)])}
+	}
+}
+
+// holderQuery is the batched search for certificates with one of the
+// subjects that were imported since the oldest of the batch's certificates.
+func holderQuery(subjects []string, since time.Time) keyfactor.CertificateQuery {
+	return keyfactor.CertificateQuery{
+		QueryString:      keyfactor.And(keyfactor.Or(subjects...), keyfactor.Clause("ImportDate", "-ge", keyfactor.QueryTime(since))),
+		ReturnLimit:      100,
+		IncludeLocations: true,
 	}
 }
 

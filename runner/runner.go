@@ -34,6 +34,7 @@ type Client interface {
 	CertificateStoreTypes(ctx context.Context) ([]keyfactor.CertificateStoreType, []keyfactor.RecordError, error)
 	GetCertificate(ctx context.Context, id int, includeLocations bool) (*keyfactor.Certificate, error)
 	CertificatesByID(ctx context.Context, ids []int, includeLocations bool) (map[int]*keyfactor.Certificate, []keyfactor.RecordError, error)
+	CertificateQueryFits(q keyfactor.CertificateQuery) bool
 	ListCertificates(ctx context.Context, q keyfactor.CertificateQuery) (*keyfactor.CertificatePage, error)
 	AllCertificates(ctx context.Context, q keyfactor.CertificateQuery, each func(*keyfactor.Certificate) error) ([]keyfactor.RecordError, error)
 	Renew(ctx context.Context, req keyfactor.RenewalRequest) (*keyfactor.RenewalResponse, error)

@@ -524,3 +524,79 @@ func TestLegacyDeployShape(t *testing.T) {
 		}
 	}
 }
+
+// The search for newer same-subject certificates goes many subjects to a
+// request, and every batch stays inside IIS's query-string limit (kfsim
+// refuses a longer one as IIS does, and the world fails on it), even with
+// long subject names.
+func TestHolderSearchBatchesFitTheQueryStringLimit(t *testing.T) {
+	const n = 300
+	rows := make([]string, n)
+	for i := range rows {
+		rows[i] = row(5000+i, storeA)
+	}
+	w := newWorld(t, planText(rows...), withFixture(func(f *kfsim.Fixture) {
+		for i := range f.Certificates {
+			c := &f.Certificates[i]
+			c.IssuedCN = fmt.Sprintf("service-%d.a-rather-long-department-name.eu-west.example.com", c.Id)
+			c.IssuedDN = "CN=" + c.IssuedCN
+		}
+	}))
+	w.cfg.Concurrency = 8
+	rep := w.mustRun()
+	for line := 2; line <= n+1; line++ {
+		wantRow(t, rep, line, report.Succeeded, report.StageDeploy, "job created")
+	}
+	reads := len(certificateListReads(w))
+	// 3 by-id reads of 100 and, at ~20 of these subjects to a search, ~15
+	// searches; one search per certificate would be 300.
+	if reads == 0 || reads > n/10 {
+		t.Errorf("%d certificate reads for %d certificates, want the searches batched", reads, n)
+	}
+}
+
+// An IIS configured stricter than its default refuses the batched reads
+// (404.15); the runner reads and searches one certificate at a time
+// instead, and the night still renews each certificate once.
+func TestStricterIISQueryLimitFallsBackToOneAtATime(t *testing.T) {
+	const n = 30
+	rows := make([]string, n)
+	for i := range rows {
+		rows[i] = row(5000+i, storeA)
+	}
+	w := newWorld(t, planText(rows...), withOptions(func(o *kfsim.Options) { o.MaxQueryString = 400 }))
+	rep := w.mustRun()
+	for line := 2; line <= n+1; line++ {
+		wantRow(t, rep, line, report.Succeeded, report.StageDeploy, "job created")
+	}
+	l := w.sim.Ledger()
+	reads := certificateListReads(w)
+	refused := 0
+	for _, r := range reads {
+		if r.Status == 404 {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no batched read was refused: the test does not exercise the fallback")
+	}
+	if len(reads) < n {
+		t.Errorf("%d certificate reads, want at least one per certificate after the refusals", len(reads))
+	}
+	for i := range n {
+		if got := renewalsOf(l, 5000+i); got != 1 {
+			t.Errorf("certificate %d renewed %d times, want 1", 5000+i, got)
+		}
+	}
+}
+
+// certificateListReads are the ledger's GET /Certificates requests.
+func certificateListReads(w *world) []kfsim.Request {
+	var out []kfsim.Request
+	for _, r := range w.sim.Ledger().Requests {
+		if r.Method == "GET" && r.Endpoint == "certificates" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
