@@ -61,7 +61,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "certificates", Value: 1000, Usage: "N certificates in the simulated estate"},
 			&cli.IntFlag{Name: "stores", Value: 2, Usage: "M stores per certificate (rows = N×M)"},
 			&cli.DurationFlag{Name: "latency", Value: 25 * time.Millisecond, Usage: "L, added by the simulator to every request"},
-			&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "C, renew→deploy workers per process"},
+			&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "C, renew→deploy pairs under way per process"},
 			&cli.BoolFlag{Name: "force", Usage: "renew every certificate (else: a first night, where all are due)"},
 			&cli.Float64Flag{Name: "rate", Usage: "API requests per second per process (0 = unlimited)"},
 			&cli.IntFlag{Name: "shards", Value: 1, Usage: "S: run S processes of runner, each --shard i/S, against the one simulator"},
@@ -551,7 +551,7 @@ func benchShards(ctx context.Context, o benchOptions, sim *benchSim, dir string,
 		if err := os.MkdirAll(shardDir, 0o700); err != nil {
 			return total, err
 		}
-		shard := fmt.Sprintf("%d/%d", i, o.shards)
+		shard := runner.Shard{Index: i, Count: o.shards}.String()
 		args := []string{"bench", "--attach", sim.base, "--attach-api-path", sim.apiPath, "--attach-plan", sim.plan,
 			"--attach-ca-cert", sim.caCert, "--state-dir", shardDir, "--shard", shard,
 			"--concurrency", strconv.Itoa(o.concurrency), "--rate", strconv.FormatFloat(o.rate, 'g', -1, 64),

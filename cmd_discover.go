@@ -191,7 +191,7 @@ func readDiscoverOptions(c *cli.Context, now time.Time) (discoverOptions, error)
 		opts.out = opts.update
 	case opts.update != "" && opts.out == "":
 		opts.out = updatedName(opts.update)
-	case opts.update != "" && samePath(opts.out, opts.update):
+	case opts.update != "" && resolved(opts.out) == resolved(opts.update):
 		return opts, usageError{msg: fmt.Sprintf("--out %s is the plan being updated", opts.out), hint: "use --in-place to replace it"}
 	}
 	if opts.out != "" && !strings.EqualFold(filepath.Ext(opts.out), ".csv") {
@@ -201,8 +201,8 @@ func readDiscoverOptions(c *cli.Context, now time.Time) (discoverOptions, error)
 }
 
 // discoverQuery builds the query from --query and the shorthands, ANDed.
-// --query goes as written; it is put in parentheses when it holds an OR
-// and is combined with other clauses, so AND cannot bind into it.
+// --query goes as written; keyfactor.And puts it in parentheses when it
+// holds an OR, so AND cannot bind into it.
 func discoverQuery(raw, expiringWithin, template string, now time.Time) (string, error) {
 	var clauses []string
 	raw = strings.TrimSpace(raw)
@@ -226,9 +226,6 @@ func discoverQuery(raw, expiringWithin, template string, now time.Time) (string,
 		}
 		clauses = append(clauses, keyfactor.Clause("TemplateName", "-eq", q))
 	}
-	if len(clauses) > 1 && strings.Contains(strings.ToUpper(raw), " OR ") {
-		clauses[0] = "(" + raw + ")"
-	}
 	return keyfactor.And(clauses...), nil
 }
 
@@ -237,12 +234,6 @@ func discoverQuery(raw, expiringWithin, template string, now time.Time) (string,
 func updatedName(path string) string {
 	ext := filepath.Ext(path)
 	return strings.TrimSuffix(path, ext) + ".updated" + ext
-}
-
-func samePath(a, b string) bool {
-	x, err1 := filepath.Abs(a)
-	y, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && x == y
 }
 
 // existingPlan is the plan --update adds rows to.

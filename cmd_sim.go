@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -142,13 +140,7 @@ func simAction(c *cli.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-c.Context.Done():
-		// Let answers under way finish for a moment, then close whatever a
-		// client still holds open (a keep-alive connection it never closes).
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = srv.Close()
-		}
+		stopServer(srv)
 		return nil
 	}
 }

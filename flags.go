@@ -45,7 +45,7 @@ const (
 func newRunFlags() map[string]cli.Flag {
 	return map[string]cli.Flag{
 		"simulate":              &cli.BoolFlag{Name: "simulate", Category: catRun, EnvVars: []string{"RUNNER_SIMULATE"}, Usage: "run against the built-in Command simulator, seeded from the plan, on loopback"},
-		"concurrency":           &cli.IntFlag{Name: "concurrency", Category: catRun, EnvVars: []string{"RUNNER_CONCURRENCY"}, Value: 8, Usage: "renew→deploy workers (certificate reads and verification get as many)"},
+		"concurrency":           &cli.IntFlag{Name: "concurrency", Category: catRun, EnvVars: []string{"RUNNER_CONCURRENCY"}, Value: 8, Usage: "renew→deploy pairs under way at once (certificate reads and verification get as many requests in flight)"},
 		"rate":                  &cli.Float64Flag{Name: "rate", Category: catRun, EnvVars: []string{"RUNNER_RATE"}, Usage: "API requests per second, shared by all requests (0 = unlimited)"},
 		"renew-before":          &cli.StringFlag{Name: "renew-before", Category: catRun, EnvVars: []string{"RUNNER_RENEW_BEFORE"}, Value: "30d", Usage: "renew when less than this is left: 30d, 720h or 33% of the lifetime"},
 		"force":                 &cli.BoolFlag{Name: "force", Category: catRun, EnvVars: []string{"RUNNER_FORCE"}, Usage: "renew every certificate that has no renewal under way, due or not"},

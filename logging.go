@@ -15,7 +15,7 @@ import (
 
 // newLogger logs to w (stderr): text on a terminal, JSON otherwise (cron,
 // systemd and Kubernetes collect JSON better). Not on a terminal, records
-// below error wait behind a gate until the run does something, so a night
+// below warning wait behind a gate until the run does something, so a night
 // in which nothing was due prints nothing at all (cron mails whatever a job
 // prints). Warnings pass (they are rare and want reading: TLS verification
 // off, a state file imported). With quiet only errors are logged.

@@ -26,7 +26,7 @@ import (
 	"runner/runner"
 )
 
-// Exit codes (DESIGN.md).
+// Exit codes (README, "Exit codes").
 const (
 	exitOK          = 0
 	exitRowsFailed  = 1
@@ -223,7 +223,6 @@ func hintFor(err error) string {
 
 // connectionHint says what to check for a failure to use Command.
 func connectionHint(err error) string {
-	var ae *keyfactor.APIError
 	switch keyfactor.CauseOf(err) {
 	case keyfactor.CauseUnreachable:
 		return "Command did not answer: check KEYFACTOR_HOSTNAME and KEYFACTOR_PORT, DNS, proxies and firewalls between here and Command"
@@ -234,7 +233,7 @@ func connectionHint(err error) string {
 	case keyfactor.CauseForbidden:
 		return "the user lacks a permission in Command (the error names it): ask a Command administrator to grant it"
 	case keyfactor.CauseNotFound:
-		if errors.As(err, &ae) && ae.Endpoint == "/Status/Endpoints" {
+		if _, endpoint := keyfactor.EndpointOf(err); endpoint == "/Status/Endpoints" {
 			return "there is no Command API at this address: check KEYFACTOR_API_PATH (KeyfactorAPI, or Keyfactor/API on newer servers) and KEYFACTOR_HOSTNAME"
 		}
 		return "Command answered 404 for an endpoint runner needs: check KEYFACTOR_API_PATH, and that this Command version offers it"

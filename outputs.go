@@ -37,7 +37,7 @@ func (o outputs) at(start time.Time) outputs {
 func (o outputs) checkFormats() error {
 	for _, p := range o.reports {
 		if err := report.CheckPath(p); err != nil {
-			return usageError{msg: "--report " + p + ": " + err.Error(), hint: "use a name ending in .json, .csv, .md, .html or .xml (JUnit)"}
+			return usageError{msg: "--report " + p + ": " + err.Error(), hint: "name the report with one of the known extensions"}
 		}
 	}
 	if o.failedPlan != "" && !strings.EqualFold(filepath.Ext(o.failedPlan), ".csv") {
@@ -69,8 +69,9 @@ func (o outputs) check(planPath, statePath string) error {
 	planID, stateID := resolved(planPath), ""
 	if statePath != "" {
 		stateID = resolved(statePath)
-		switch strings.ToLower(filepath.Ext(statePath)) {
-		case ".csv", ".json", ".md", ".html", ".xml", ".prom":
+		// A name that says a report, a plan or metrics is a mistake: the
+		// journal would be written over it.
+		if ext := strings.ToLower(filepath.Ext(statePath)); report.CheckPath(statePath) == nil || ext == ".csv" || ext == ".prom" {
 			return usageError{msg: fmt.Sprintf("--state %s: a state file is a database, not a %s file", statePath, filepath.Ext(statePath)), hint: "name it e.g. runner.db"}
 		}
 		if stateID == planID {

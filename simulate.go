@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,10 +30,17 @@ type simulator struct {
 	clientConfig keyfactor.Config
 }
 
-func (s *simulator) Close() {
+func (s *simulator) Close() { stopServer(s.srv) }
+
+// stopServer lets answers under way finish for a moment, then closes
+// whatever a client still holds open (a keep-alive connection it never
+// closes), so that stopping never hangs on a client.
+func stopServer(srv *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = s.srv.Shutdown(ctx)
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		_ = srv.Close()
+	}
 }
 
 // simUser is the Command user the simulator knows: the one in the

@@ -371,9 +371,10 @@ func (j *Journal) Update(root int, seq uint64, change func(*Renewal)) error {
 
 // UpdateAsync is Update without waiting for the commit: the change is
 // visible (Lineage, ClaimedBy) when it returns, and committed with the next
-// transaction. For the Renew answer, which need not be durable before the
-// deploy (a crash in between is settled by the next run's search), so the
-// worker goes on to Deploy without a sync in between. A failed commit is
+// transaction. For what need not be durable at once: the Renew answer (a
+// crash before the deploy is settled by the next run's search, so the
+// worker goes on to Deploy without a sync in between) and the deploy
+// outcome (the next run reads the stores). A failed commit is
 // returned by the next Begin, Adopt, Update or RecordRun, and by Close.
 func (j *Journal) UpdateAsync(root int, seq uint64, change func(*Renewal)) error {
 	if _, err := j.modify(root, seq, func(r *Renewal) error { change(r); return nil }); err != nil {

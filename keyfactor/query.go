@@ -76,7 +76,9 @@ func join(sep string, clauses []string) string {
 		if c == "" {
 			continue
 		}
-		if sep == " AND " && strings.Contains(c, " OR ") && !oneGroup(c) {
+		// The query language takes OR in any case (an operator's --query
+		// may say "or").
+		if sep == " AND " && strings.Contains(strings.ToUpper(c), " OR ") && !oneGroup(c) {
 			c = "(" + c + ")"
 		}
 		parts = append(parts, c)

@@ -180,6 +180,7 @@ func TestQueryBuilders(t *testing.T) {
 		{"and keeps one group", And("(B -eq 2 OR B -eq 3)", "A -eq 1"), `(B -eq 2 OR B -eq 3) AND A -eq 1`},
 		{"and wraps two groups joined by or", And("(A -eq 1) OR (B -eq 2)", "C -eq 3"), `((A -eq 1) OR (B -eq 2)) AND C -eq 3`},
 		{"parenthesis inside quotes", And(`(N -eq ")") OR N -eq 2`, "C -eq 3"), `((N -eq ")") OR N -eq 2) AND C -eq 3`},
+		{"an operator's lower-case or is wrapped too", And("A -eq 1 or A -eq 2", "C -eq 3"), `(A -eq 1 or A -eq 2) AND C -eq 3`},
 		{"empty clauses dropped", And("", "A -eq 1", ""), `A -eq 1`},
 		{"or", Or("Id -eq 1", "Id -eq 2"), `Id -eq 1 OR Id -eq 2`},
 		{"id query", idQuery([]int{7, 8, 9}), `Id -eq 7 OR Id -eq 8 OR Id -eq 9`},

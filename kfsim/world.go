@@ -236,7 +236,6 @@ type Location struct {
 	StorePath    string
 	StoreType    int
 	Alias        string
-	ChainLevel   int
 	CertStoreId  string
 }
 

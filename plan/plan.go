@@ -13,8 +13,8 @@
 // cell that starts with =, +, -, @, a tab or a carriage return is written
 // with a ' in front, and the reader takes off a ' that is followed by one of
 // those characters or by another ' (so a value that itself starts with such
-// a ' is escaped too: '=x is written ”=x). The reader does this in plans
-// written by hand as well.
+// a ' is escaped too; escape.go has the table). The reader does this in
+// plans written by hand as well.
 //
 // It is the one owner of the rule that a literal entry password is never
 // written anywhere: SecretRef holds it where nothing prints or encodes it,

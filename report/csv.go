@@ -53,9 +53,9 @@ var identityColumns = []string{"certificate_id", "thumbprint", "store_id", "alia
 // and warnings (one per line of the cell). Filtering it on status gives a
 // plan that can be run again.
 //
-// Every cell is safe to open in a spreadsheet: one that starts with = + - @,
-// a tab, a CR or ' gets a leading ' (the plan package's reader strips it).
-// Line breaks inside cells are written as LF.
+// Every cell is safe to open in a spreadsheet and reads back as written:
+// plan.EscapeCell (the one owner of that rule) escapes it, and the plan
+// package's reader takes the escape off.
 func WriteCSV(w io.Writer, r *Report) error {
 	columns := planColumns(r)
 	line := &csvLine{w: csv.NewWriter(w), prefix: columns}

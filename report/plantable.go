@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // writePlanTable is the body of a dry run's summary (`runner plan`): one
@@ -50,10 +51,11 @@ func writePlanTable(ew *errWriter, r *Report, width int) {
 }
 
 // planVerdict says in one line what a run would do with a certificate: the
-// decision of its rows that are not failed (they share it), and its dates.
+// decision of its rows that are not failed (they share it), and when the
+// certificate expires (the decision itself says when it is due).
 func planVerdict(rows []*Row) string {
 	verdict, failed := "", 0
-	var due, expires Row
+	var expires time.Time
 	for _, row := range rows {
 		if row.Status == Failed {
 			failed++
@@ -62,11 +64,8 @@ func planVerdict(rows []*Row) string {
 		if verdict == "" {
 			verdict = oneLine(row.Detail)
 		}
-		if !row.DueAt.IsZero() {
-			due.DueAt = row.DueAt
-		}
 		if !row.Expires.IsZero() {
-			expires.Expires = row.Expires
+			expires = row.Expires
 		}
 	}
 	if verdict == "" {
@@ -74,8 +73,8 @@ func planVerdict(rows []*Row) string {
 	} else if failed > 0 {
 		verdict += fmt.Sprintf("; %d of its %d store(s) cannot be deployed", failed, len(rows))
 	}
-	if !expires.Expires.IsZero() {
-		verdict += "; expires " + expires.Expires.UTC().Format("2006-01-02")
+	if !expires.IsZero() {
+		verdict += "; expires " + expires.UTC().Format("2006-01-02")
 	}
 	return verdict
 }

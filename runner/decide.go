@@ -269,8 +269,8 @@ func decideLatest(f facts, r journal.Renewal) (action, bool) {
 // certificate now, and is adopted instead of renewing the old one again.
 func beforeRenewing(f facts) (action, bool) {
 	c := f.current
-	if c.CertState == certStateRevoked || (!f.force && f.now.Before(dueAt(c, f.renewBefore))) {
-		return action{}, false // nothing would be renewed
+	if !wouldRenew(c, f.force, f.now, f.renewBefore) {
+		return action{}, false
 	}
 	switch {
 	case f.holders == nil:
@@ -283,6 +283,12 @@ func beforeRenewing(f facts) (action, bool) {
 		return action{kind: actAdopt, found: f.holders.holder}, true
 	}
 	return action{}, false
+}
+
+// wouldRenew reports whether the due check would renew c: it is not
+// revoked, and it is due or the run forces renewal.
+func wouldRenew(c *keyfactor.Certificate, force bool, now time.Time, rb plan.RenewBefore) bool {
+	return c.CertState != certStateRevoked && (force || !now.Before(dueAt(c, rb)))
 }
 
 // dueCheck renews the current certificate when it is due (or --force), and

@@ -21,8 +21,8 @@ import (
 // subject is shared by few certificates issued since the attempt.
 const searchLimit = 50
 
-// subjectClause is the query clause that selects certificates with c's
-// subject: IssuedDN -eq, or, when the DN cannot be written in Command's
+// subjectClause is the query clause that selects certificates with the
+// subject dn (common name cn): IssuedDN -eq, or, when the DN cannot be written in Command's
 // query language (it holds a double quote), IssuedCN -eq, which callers
 // narrow down to the DN themselves.
 func subjectClause(dn, cn string) (string, error) {
@@ -125,7 +125,7 @@ func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
 		if c == nil || t.f.planMismatch != "" {
 			continue
 		}
-		if !s.cfg.Force && s.cfg.Now().Before(dueAt(c, s.renewBefore(t.job))) {
+		if !wouldRenew(c, s.cfg.Force, s.cfg.Now(), s.renewBefore(t.job)) {
 			continue
 		}
 		q, err := keyfactor.Quote(c.IssuedCN)

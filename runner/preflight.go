@@ -107,9 +107,9 @@ func (s *run) storeProblem(pr *plan.Row) string {
 		return ""
 	}
 	switch {
-	case strings.EqualFold(t.CustomAliasAllowed, "Required") && pr.Alias == "":
+	case t.CustomAliasAllowed == keyfactor.AliasRequired && pr.Alias == "":
 		return fmt.Sprintf("store type %s needs an alias: set the alias column", t.ShortName)
-	case strings.EqualFold(t.CustomAliasAllowed, "Forbidden") && pr.Alias != "":
+	case t.CustomAliasAllowed == keyfactor.AliasForbidden && pr.Alias != "":
 		return fmt.Sprintf("store type %s takes no alias (Command names the entry itself): leave the alias column empty", t.ShortName)
 	}
 	return ""

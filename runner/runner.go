@@ -45,8 +45,10 @@ type Client interface {
 
 // Config holds the decisions an operator makes on the command line.
 type Config struct {
-	// Concurrency is the number of renew→deploy workers; certificate reads
-	// and verification each get as many.
+	// Concurrency is the number of renew→deploy pairs under way at once
+	// (each a Renew then its Deploy; twice as many workers prepare them, so
+	// none waits for the journal); certificate reads and verification each
+	// get as many requests in flight.
 	Concurrency int
 	// RenewBefore applies to rows without their own renew_before.
 	RenewBefore plan.RenewBefore

@@ -28,7 +28,7 @@ func (s Shard) Valid() error {
 	return nil
 }
 
-// Of returns the 1-based shard a plan job belongs to among count shards.
+// ShardOf returns the 1-based shard a plan job belongs to among count shards.
 // It hashes the plan's certificate reference (the job key, "id:4101" or
 // "thumbprint:…") with FNV-1a, so the answer is the same in every process,
 // on every machine, every night.
