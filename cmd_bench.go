@@ -481,8 +481,8 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 		return fig, err
 	}
 	r := &runner.Runner{Client: client, Journal: j, Config: runner.Config{
-		Concurrency: t.concurrency, Force: t.force, Window: 5 * time.Minute, WindowMargin: 30 * time.Second,
-		RenewBefore: plan.RenewBefore{Duration: 30 * 24 * time.Hour}, Shard: t.shard, Identity: client.Identity(), Logger: logger,
+		Concurrency: t.concurrency, Force: t.force, Window: runner.DefaultWindow, WindowMargin: runner.DefaultWindowMargin,
+		RenewBefore: plan.RenewBefore{Duration: runner.DefaultRenewBefore}, Shard: t.shard, Identity: client.Identity(), Logger: logger,
 	}}
 	rep, runErr := r.Run(ctx, p)
 	if t.profile != "" {

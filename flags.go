@@ -1,9 +1,9 @@
 package main
 
 import (
-	"time"
-
 	"github.com/urfave/cli/v2"
+
+	"runner/runner"
 )
 
 // connectionFlags follow the environment variables of Keyfactor's own
@@ -45,14 +45,14 @@ const (
 func newRunFlags() map[string]cli.Flag {
 	return map[string]cli.Flag{
 		"simulate":              &cli.BoolFlag{Name: "simulate", Category: catRun, EnvVars: []string{"RUNNER_SIMULATE"}, Usage: "run against the built-in Command simulator, seeded from the plan, on loopback"},
-		"concurrency":           &cli.IntFlag{Name: "concurrency", Category: catRun, EnvVars: []string{"RUNNER_CONCURRENCY"}, Value: 8, Usage: "renew→deploy pairs under way at once (certificate reads and verification get as many requests in flight)"},
+		"concurrency":           &cli.IntFlag{Name: "concurrency", Category: catRun, EnvVars: []string{"RUNNER_CONCURRENCY"}, Value: runner.DefaultConcurrency, Usage: "renew→deploy pairs under way at once (certificate reads and verification get as many requests in flight)"},
 		"rate":                  &cli.Float64Flag{Name: "rate", Category: catRun, EnvVars: []string{"RUNNER_RATE"}, Usage: "API requests per second, shared by all requests (0 = unlimited)"},
 		"renew-before":          &cli.StringFlag{Name: "renew-before", Category: catRun, EnvVars: []string{"RUNNER_RENEW_BEFORE"}, Value: "30d", Usage: "renew when less than this is left: 30d, 720h or 33% of the lifetime"},
 		"force":                 &cli.BoolFlag{Name: "force", Category: catRun, EnvVars: []string{"RUNNER_FORCE"}, Usage: "renew every certificate that has no renewal under way, due or not"},
 		"state":                 &cli.StringFlag{Name: "state", Category: catRun, EnvVars: []string{"RUNNER_STATE"}, Usage: "journal file (default: one file per Command in $RUNNER_STATE_DIR, else ~/.local/state/runner/, /var/lib/runner/ as root)"},
 		"wait-lock":             &cli.DurationFlag{Name: "wait-lock", Category: catRun, EnvVars: []string{"RUNNER_WAIT_LOCK"}, Usage: "wait this long for another run holding the state (default: give up at once, exit 4)"},
-		"window":                &cli.DurationFlag{Name: "window", Category: catRun, EnvVars: []string{"RUNNER_WINDOW"}, Value: 5 * time.Minute, Usage: "Command's staging window"},
-		"window-margin":         &cli.DurationFlag{Name: "window-margin", Category: catRun, EnvVars: []string{"RUNNER_WINDOW_MARGIN"}, Value: 30 * time.Second, Usage: "stop trying to deploy this long before the window ends"},
+		"window":                &cli.DurationFlag{Name: "window", Category: catRun, EnvVars: []string{"RUNNER_WINDOW"}, Value: runner.DefaultWindow, Usage: "Command's staging window"},
+		"window-margin":         &cli.DurationFlag{Name: "window-margin", Category: catRun, EnvVars: []string{"RUNNER_WINDOW_MARGIN"}, Value: runner.DefaultWindowMargin, Usage: "stop trying to deploy this long before the window ends"},
 		"job-time":              &cli.StringFlag{Name: "job-time", Category: catRun, EnvVars: []string{"RUNNER_JOB_TIME"}, Usage: "run management jobs at this UTC time (2026-11-24T02:00:00Z) unless the row says"},
 		"allow-past-job-time":   &cli.BoolFlag{Name: "allow-past-job-time", Category: catRun, EnvVars: []string{"RUNNER_ALLOW_PAST_JOB_TIME"}, Usage: "accept job_time values in the past (the jobs then run at once)"},
 		"max-renewals":          &cli.IntFlag{Name: "max-renewals", Category: catRun, EnvVars: []string{"RUNNER_MAX_RENEWALS"}, Usage: "renew at most N certificates in this run, the oldest due first (0 = no cap)"},
@@ -67,8 +67,8 @@ func newRunFlags() map[string]cli.Flag {
 		"notify-webhook":        &cli.StringFlag{Name: "notify-webhook", Category: catOutput, EnvVars: []string{"RUNNER_NOTIFY_WEBHOOK"}, Usage: "post a JSON summary (Slack/Teams-compatible text) to this URL"},
 		"notify":                &cli.StringFlag{Name: "notify", Category: catOutput, EnvVars: []string{"RUNNER_NOTIFY"}, Value: "failure", Usage: "when to post to --notify-webhook: failure or always"},
 		"verify":                &cli.BoolFlag{Name: "verify", Category: catVerify, EnvVars: []string{"RUNNER_VERIFY"}, Usage: "wait until inventory shows each new certificate in its stores"},
-		"verify-timeout":        &cli.DurationFlag{Name: "verify-timeout", Category: catVerify, EnvVars: []string{"RUNNER_VERIFY_TIMEOUT"}, Value: 10 * time.Minute, Usage: "how long --verify waits after each deploy (inventory can take minutes)"},
-		"verify-interval":       &cli.DurationFlag{Name: "verify-interval", Category: catVerify, EnvVars: []string{"RUNNER_VERIFY_INTERVAL"}, Value: 5 * time.Second, Usage: "first wait between reads of a deployed certificate (it grows to 30s)"},
+		"verify-timeout":        &cli.DurationFlag{Name: "verify-timeout", Category: catVerify, EnvVars: []string{"RUNNER_VERIFY_TIMEOUT"}, Value: runner.DefaultVerifyTimeout, Usage: "how long --verify waits after each deploy (inventory can take minutes)"},
+		"verify-interval":       &cli.DurationFlag{Name: "verify-interval", Category: catVerify, EnvVars: []string{"RUNNER_VERIFY_INTERVAL"}, Value: runner.DefaultVerifyInterval, Usage: "first wait between reads of a deployed certificate (it grows to 30s)"},
 		"shard":                 &cli.StringFlag{Name: "shard", Category: catFleet, EnvVars: []string{"RUNNER_SHARD"}, Usage: "take shard I/N of the plan's certificates (e.g. 2/4): N machines split a plan with no overlap"},
 		"shard-count":           &cli.IntFlag{Name: "shard-count", Category: catFleet, EnvVars: []string{"RUNNER_SHARD_COUNT"}, Usage: "N shards, this one's index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)"},
 		"jitter":                &cli.DurationFlag{Name: "jitter", Category: catFleet, EnvVars: []string{"RUNNER_JITTER"}, Usage: "delay the start by a random time up to this (from the environment it is ignored on a terminal)"},

@@ -112,6 +112,17 @@ func (s *run) deployFailed(t *target, r journal.Renewal, orphaned bool, detail s
 	if orphaned {
 		status = journal.StoreOrphaned
 	}
+	states := make(map[string]journal.StoreState, len(t.rows))
+	for _, pr := range t.rows {
+		states[pr.StoreID] = journal.StoreState{Status: status, At: now, Detail: detail}
+	}
+	s.recordStores(t, r, states, orphaned)
+}
+
+// recordStores records the renewal r with the outcome of some of its
+// stores, keeping what the journal holds of its other stores (another
+// plan's rows of the same certificate).
+func (s *run) recordStores(t *target, r journal.Renewal, states map[string]journal.StoreState, orphaned bool) {
 	s.recordAsync(t, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
@@ -119,8 +130,8 @@ func (s *run) deployFailed(t *target, r journal.Renewal, orphaned bool, detail s
 		if x.Stores == nil {
 			x.Stores = map[string]journal.StoreState{}
 		}
-		for _, pr := range t.rows {
-			x.Stores[pr.StoreID] = journal.StoreState{Status: status, At: now, Detail: detail}
+		for id, st := range states {
+			x.Stores[id] = st
 		}
 		x.Orphaned = x.Orphaned || orphaned
 	})
@@ -177,17 +188,7 @@ func (s *run) applyDeploy(t *target, r journal.Renewal, resp *keyfactor.DeployRe
 		s.failRows(rowsOf(pr), report.StageDeploy, detail, nil)
 		states[pr.StoreID] = journal.StoreState{Status: journal.StoreFailed, At: now, Detail: detail}
 	}
-	s.recordAsync(t, r, func(x *journal.Renewal) {
-		keepStores := x.Stores
-		*x = r
-		x.Stores = cloneStores(keepStores)
-		if x.Stores == nil {
-			x.Stores = map[string]journal.StoreState{}
-		}
-		for id, st := range states {
-			x.Stores[id] = st
-		}
-	})
+	s.recordStores(t, r, states, false)
 	s.logDeployed(t, r, len(deployed))
 	if s.verifier != nil && r.NewCertificateID != 0 && len(deployed) > 0 {
 		s.verifier.add(t.root, r, deployed, now)

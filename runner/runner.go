@@ -143,24 +143,36 @@ func (r *Runner) Run(ctx context.Context, p *plan.Plan) (*report.Report, error) 
 	return rep, err
 }
 
+// The defaults of Config, which the command line's flags show too.
+const (
+	DefaultConcurrency = 8
+	// DefaultWindow is Command's staging window: how long after Renew the
+	// new certificate's private key can still be deployed.
+	DefaultWindow         = 5 * time.Minute
+	DefaultWindowMargin   = DefaultWindow / 10
+	DefaultVerifyTimeout  = 10 * time.Minute
+	DefaultVerifyInterval = 5 * time.Second
+	DefaultRenewBefore    = 30 * 24 * time.Hour
+)
+
 func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
-		c.Concurrency = 8
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.Window <= 0 {
-		c.Window = 5 * time.Minute
+		c.Window = DefaultWindow
 	}
 	if c.WindowMargin < 0 || c.WindowMargin >= c.Window {
 		c.WindowMargin = c.Window / 10
 	}
 	if c.VerifyTimeout <= 0 {
-		c.VerifyTimeout = 10 * time.Minute
+		c.VerifyTimeout = DefaultVerifyTimeout
 	}
 	if c.VerifyInterval <= 0 {
-		c.VerifyInterval = 5 * time.Second
+		c.VerifyInterval = DefaultVerifyInterval
 	}
 	if c.RenewBefore.IsZero() {
-		c.RenewBefore = plan.RenewBefore{Duration: 30 * 24 * time.Hour}
+		c.RenewBefore = plan.RenewBefore{Duration: DefaultRenewBefore}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

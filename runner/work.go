@@ -231,11 +231,9 @@ func (s *run) settleUnknown(ctx context.Context, t *target, r journal.Renewal, c
 // for another; a crash before the commit is settled by the next run's
 // search) and notes it in the rows.
 func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
-	if err := s.journal.UpdateAsync(t.root, r.Seq, func(x *journal.Renewal) {
+	s.recordAsync(t, r, func(x *journal.Renewal) {
 		x.State, x.NewCertificateID, x.RequestID, x.RenewedAt = r.State, r.NewCertificateID, r.RequestID, r.RenewedAt
-	}); err != nil {
-		s.log.Error("could not record the renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
-	}
+	})
 	s.note(t.rows, func(row *report.Row) {
 		row.NewCertificateID, row.RequestID, row.RenewedAt = r.NewCertificateID, r.RequestID, r.RenewedAt
 		row.Stage, row.Detail = report.StageRenew, "renewed"
@@ -261,9 +259,9 @@ func (s *run) record(t *target, r journal.Renewal, change func(*journal.Renewal)
 	}
 }
 
-// recordAsync is record without waiting for the commit: for a deploy's
-// outcome, which the worker need not see on disk before it takes its next
-// certificate. A commit that fails is reported by every later write and by
+// recordAsync is record without waiting for the commit: for Renew's answer
+// and a deploy's outcome, which the worker need not see on disk before it
+// goes on. A commit that fails is reported by every later write and by
 // the journal's Close; a crash before it is settled by the next run as for a
 // lost Renew answer (the search finds the certificate; a deploy still inside
 // the window is sent again, which is harmless; past the window, the
