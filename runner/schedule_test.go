@@ -36,7 +36,11 @@ func TestParseSchedule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, next := range NextRuns(sched, loc, from, 3) {
+			runs := NextRuns(sched, loc, from, 3)
+			if len(runs) != len(tc.want) {
+				t.Fatalf("%d next runs, want %d: %v", len(runs), len(tc.want), runs)
+			}
+			for i, next := range runs {
 				if got := next.Format(time.RFC3339); got != tc.want[i] {
 					t.Errorf("run %d at %s, want %s", i+1, got, tc.want[i])
 				}
