@@ -147,27 +147,46 @@ func TestOAuthTokenExpiringMidRunIsRenewed(t *testing.T) {
 }
 
 // Inventory takes its time (Command: about 30 s after the job); --verify
-// waits for it and the rows succeed at verify, seen in the store.
+// waits for it and the rows succeed at verify, seen in the store. The
+// runner reads the simulator's clock, and each poll after a certificate's
+// first is 20 s later (advanceOnVerifyReads): the first two polls come
+// before inventory shows the certificate, the third after.
 func TestVerifyWaitsForSlowInventory(t *testing.T) {
-	w := newWorld(t, planText(row(1001, storeA), row(1002, storeB)), withOptions(func(o *kfsim.Options) {
-		o.JobDelay, o.InventoryDelay = -1, 300*time.Millisecond
+	const inventory = 30 * time.Second
+	w := newWorld(t, planText(row(1001, storeA), row(1002, storeB)), withManualClock(), withOptions(func(o *kfsim.Options) {
+		o.JobDelay, o.InventoryDelay = -1, inventory
 	}))
-	w.cfg.Verify, w.cfg.VerifyTimeout, w.cfg.VerifyInterval = true, 30*time.Second, 20*time.Millisecond
-	rep := w.mustRun()
-	for _, line := range []int{2, 3} {
-		r := wantRow(t, rep, line, report.Succeeded, report.StageVerify, "seen in store")
-		if r.VerifiedAt.Sub(r.DeployedAt) < 300*time.Millisecond {
-			t.Errorf("line %d verified %s after its deploy, before inventory could show it", line, r.VerifiedAt.Sub(r.DeployedAt))
-		}
+	w.shareClock()
+	w.cfg.Verify, w.cfg.VerifyTimeout, w.cfg.VerifyInterval = true, 10*time.Minute, 20*time.Millisecond
+	rep, err := w.runWith(context.Background(), &advanceOnVerifyReads{Client: w.client, clock: w.clock, by: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
 	}
-	reads := 0
-	for _, r := range w.sim.Ledger().Requests {
-		if r.Endpoint == "certificate" {
-			reads++
+	l := w.sim.Ledger()
+	for _, tc := range []struct {
+		line  int
+		store string
+	}{{2, storeA}, {3, storeB}} {
+		r := wantRow(t, rep, tc.line, report.Succeeded, report.StageVerify, "seen in store")
+		job := jobOf(t, l, r.NewCertificateID, tc.store)
+		if job.State != kfsim.JobSucceeded || job.InventoryAt.Sub(job.RunAt) != inventory {
+			t.Fatalf("line %d: job %+v, want one that succeeded and shows in inventory %s after it ran", tc.line, job, inventory)
 		}
-	}
-	if reads < 3 {
-		t.Errorf("%d certificate reads: verification did not poll", reads)
+		// Polls before inventory showed the certificate, then exactly one
+		// after it (the one that saw it), which is the last.
+		reads := certificateReads(l, r.NewCertificateID)
+		before := 0
+		for _, at := range reads {
+			if at.Before(job.InventoryAt) {
+				before++
+			}
+		}
+		if before == 0 || before != len(reads)-1 {
+			t.Errorf("line %d: reads of %d at %v, inventory at %s: want reads before it, then one after", tc.line, r.NewCertificateID, reads, job.InventoryAt)
+		}
+		if r.VerifiedAt.Before(job.InventoryAt) {
+			t.Errorf("line %d verified at %s, before inventory showed it at %s", tc.line, r.VerifiedAt, job.InventoryAt)
+		}
 	}
 }
 

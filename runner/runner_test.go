@@ -81,14 +81,17 @@ func TestUnknownStoreFailsAtPreflight(t *testing.T) {
 }
 
 func TestNotDueRowsAreSkippedUnlessForced(t *testing.T) {
+	// One instant for the fixture and the expected dates, at noon UTC so
+	// no rounding of it can cross a day.
+	notAfter := time.Now().UTC().Truncate(24 * time.Hour).Add(200*24*time.Hour + 12*time.Hour)
 	w := newWorld(t, planText(row(1001, storeA), row(1002, storeB, "", "", "", "", "", "10d")), withFixture(func(f *kfsim.Fixture) {
 		for i := range f.Certificates {
-			f.Certificates[i].NotAfter = time.Now().Add(200 * 24 * time.Hour)
+			f.Certificates[i].NotAfter = notAfter
 		}
 	}))
 	rep := w.mustRun()
-	wantRow(t, rep, 2, report.Skipped, report.StageCheck, "not due until "+time.Now().Add(170*24*time.Hour).UTC().Format("2006-01-02"))
-	wantRow(t, rep, 3, report.Skipped, report.StageCheck, "not due until "+time.Now().Add(190*24*time.Hour).UTC().Format("2006-01-02"))
+	wantRow(t, rep, 2, report.Skipped, report.StageCheck, "not due until "+notAfter.Add(-30*24*time.Hour).Format("2006-01-02"))
+	wantRow(t, rep, 3, report.Skipped, report.StageCheck, "not due until "+notAfter.Add(-10*24*time.Hour).Format("2006-01-02"))
 	if n := len(w.sim.Ledger().Renewals); n != 0 {
 		t.Fatalf("%d renewals of certificates that are not due", n)
 	}
@@ -101,13 +104,33 @@ func TestNotDueRowsAreSkippedUnlessForced(t *testing.T) {
 	}
 }
 
+// advanceOnDeploy moves the simulator's clock (shared with the runner) by
+// `by` after every Deploy, as if each attempt had taken that long.
+type advanceOnDeploy struct {
+	runner.Client
+	clock *kfsim.ManualClock
+	by    time.Duration
+}
+
+func (c *advanceOnDeploy) Deploy(ctx context.Context, req keyfactor.DeployRequest) (*keyfactor.DeployResponse, error) {
+	resp, err := c.Client.Deploy(ctx, req)
+	c.clock.Advance(c.by)
+	return resp, err
+}
+
 // A renewal whose deploy never got through before its window closed is
 // reported once with its id, then judged from what the stores hold.
 func TestWindowExpiredRenewalIsReportedOnceThenJudgedFromTheStores(t *testing.T) {
 	w := newWorld(t, planText(row(1001, storeA), row(1001, storeB)), withManualClock())
+	w.shareClock()
 	w.sim.SetFaults(mustFault(t, "deploy:503"))
-	w.cfg.WindowMargin = 4*time.Minute + 58*time.Second // give up after 2 s of retries
-	rep := w.mustRun()
+	// Window 5m, margin 30s: a deploy may go out until 4m30s after the
+	// renewal. Each failed attempt takes 2 minutes of the clock, so the
+	// attempts go at +0, +2m and +4m, and the next (+6m) would be late.
+	rep, err := w.runWith(context.Background(), &advanceOnDeploy{Client: w.client, clock: w.clock, by: 2 * time.Minute})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
 	var newID int
 	for _, line := range []int{2, 3} {
 		r := wantRow(t, rep, line, report.Failed, report.StageDeploy, "window expired")
@@ -122,8 +145,8 @@ func TestWindowExpiredRenewalIsReportedOnceThenJudgedFromTheStores(t *testing.T)
 			deployAttempts++
 		}
 	}
-	if deployAttempts < 2 {
-		t.Errorf("deploy attempted %d times; retryable failures must be retried until the deadline", deployAttempts)
+	if deployAttempts != 3 {
+		t.Errorf("deploy attempted %d times, want 3 (at +0, +2m, +4m): retryable failures are retried until the deadline, and not past it", deployAttempts)
 	}
 
 	// Ten minutes later the window is gone: the rows are not failed again,
@@ -300,31 +323,44 @@ func TestInterruptFinishesInFlightWorkAndReportsTheRest(t *testing.T) {
 	}
 }
 
+// The runner reads the simulator's clock, and each verify poll after the
+// first is 4 minutes later (advanceOnVerifyReads), so the 10-minute verify
+// timeout passes after the third poll, however slow the machine.
 func TestVerifyWaitsForInventory(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		perms      []string
 		wantFailed string
+		wantReads  int
 	}{
 		// Job history shows the failed job: the row fails at once with
-		// the orchestrator's message.
-		{"with job history", append([]string{"/agents/management/read/"}, renewPerms...), "failed on the orchestrator (job "},
-		// Without it (a user who may not read agents), the wait ends at
-		// the timeout.
-		{"without job history", renewPerms, "job created but not seen in store after 2s"},
+		// the orchestrator's message. Polls at +0 (nothing shown yet,
+		// the jobs run at +50ms) and +4m (store A shows it).
+		{"with job history", append([]string{"/agents/management/read/"}, renewPerms...), "failed on the orchestrator (job ", 2},
+		// Without it (a user who may not read agents), only the timeout
+		// ends the wait: polls at +0, +4m and +8m, after which the clock
+		// stands at +12m, past the deadline; none after it.
+		{"without job history", renewPerms, "job created but not seen in store after 10m0s", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, planText(row(1001, storeA), row(1001, storeB)), withPermissions(tc.perms...), withFixture(func(f *kfsim.Fixture) {
+			w := newWorld(t, planText(row(1001, storeA), row(1001, storeB)), withManualClock(), withPermissions(tc.perms...), withFixture(func(f *kfsim.Fixture) {
 				for i := range f.Stores {
 					if f.Stores[i].Id == storeB {
 						f.Stores[i].FailJobs = "orchestrator could not reach host"
 					}
 				}
 			}))
-			w.cfg.Verify, w.cfg.VerifyTimeout, w.cfg.VerifyInterval = true, 2*time.Second, 20*time.Millisecond
-			rep := w.mustRun()
-			wantRow(t, rep, 2, report.Succeeded, report.StageVerify, "seen in store")
+			w.shareClock()
+			w.cfg.Verify, w.cfg.VerifyTimeout, w.cfg.VerifyInterval = true, 10*time.Minute, 20*time.Millisecond
+			rep, err := w.runWith(context.Background(), &advanceOnVerifyReads{Client: w.client, clock: w.clock, by: 4 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := wantRow(t, rep, 2, report.Succeeded, report.StageVerify, "seen in store")
 			wantRow(t, rep, 3, report.Failed, report.StageVerify, tc.wantFailed)
+			if reads := certificateReads(w.sim.Ledger(), a.NewCertificateID); len(reads) != tc.wantReads {
+				t.Errorf("reads of %d at %v, want %d", a.NewCertificateID, reads, tc.wantReads)
+			}
 		})
 	}
 }
@@ -517,6 +553,9 @@ func TestLegacyDeployShape(t *testing.T) {
 	l := w.sim.Ledger()
 	if len(l.Deploys) != 1 || !l.Deploys[0].Legacy {
 		t.Fatalf("want one deploy in the pre-9.4 shape, got %+v", l.Deploys)
+	}
+	if len(l.Jobs) != 2 {
+		t.Fatalf("%d management jobs, want one per store (2): %+v", len(l.Jobs), l.Jobs)
 	}
 	for _, j := range l.Jobs {
 		if j.Alias != "www" || !j.Overwrite {

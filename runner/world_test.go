@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +70,8 @@ type world struct {
 	// how far advance moved it and the runner's clock with it.
 	clock  *kfsim.ManualClock
 	offset time.Duration
+	// shared is set by shareClock: the runner reads the simulator's clock.
+	shared bool
 }
 
 // withManualClock gives the simulator a clock that moves only by advance,
@@ -84,8 +88,100 @@ func (w *world) advance(d time.Duration) {
 	}
 	w.clock.Advance(d)
 	w.offset += d
+	if w.shared {
+		return // the runner reads the clock just moved
+	}
 	offset := w.offset
 	w.cfg.Now = func() time.Time { return time.Now().Add(offset) }
+}
+
+// shareClock makes the runner read the simulator's manual clock
+// (withManualClock): no time passes for either but by advance or a client
+// wrapper moving the clock, so deadlines the runner measures with its clock
+// (deploy window, verify timeout) pass exactly when the test says, however
+// slow the machine. Only the runner's real waits between attempts (backoff,
+// verify interval) still take real time; they decide nothing.
+func (w *world) shareClock() {
+	w.t.Helper()
+	if w.clock == nil {
+		w.t.Fatal("shareClock needs withManualClock")
+	}
+	w.shared = true
+	w.cfg.Now = w.clock.Now
+}
+
+// advanceOnVerifyReads moves the simulator's clock (shared with the
+// runner, shareClock) by `by` after each read with locations of a
+// certificate it saw deployed (a verify poll), so each poll after a
+// certificate's first is `by` later. The clock stands still while any
+// certificate deployed so far has not been read yet: every certificate's
+// first poll happens at the instant of its deploy, whatever the other
+// certificates' polls do meanwhile.
+type advanceOnVerifyReads struct {
+	runner.Client
+	clock *kfsim.ManualClock
+	by    time.Duration
+
+	mu     sync.Mutex
+	unread map[int]bool // deployed certificate → not read since its deploy
+}
+
+func (c *advanceOnVerifyReads) Deploy(ctx context.Context, req keyfactor.DeployRequest) (*keyfactor.DeployResponse, error) {
+	resp, err := c.Client.Deploy(ctx, req)
+	if err == nil && req.CertificateId != 0 {
+		c.mu.Lock()
+		if c.unread == nil {
+			c.unread = map[int]bool{}
+		}
+		c.unread[req.CertificateId] = true
+		c.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (c *advanceOnVerifyReads) GetCertificate(ctx context.Context, id int, includeLocations bool) (*keyfactor.Certificate, error) {
+	cert, err := c.Client.GetCertificate(ctx, id, includeLocations)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	unread, deployed := c.unread[id]
+	if !includeLocations || !deployed {
+		return cert, err
+	}
+	if unread {
+		c.unread[id] = false
+	}
+	for _, u := range c.unread {
+		if u {
+			return cert, err
+		}
+	}
+	c.clock.Advance(c.by)
+	return cert, err
+}
+
+// certificateReads returns the instants of the ledger's reads of
+// certificate id (GET /Certificates/{id}), in order.
+func certificateReads(l kfsim.Ledger, id int) []time.Time {
+	var out []time.Time
+	for _, r := range l.Requests {
+		if r.Endpoint == "certificate" && strings.HasSuffix(r.Path, "/"+strconv.Itoa(id)) {
+			out = append(out, r.At)
+		}
+	}
+	return out
+}
+
+// jobOf returns the ledger's management job putting certificate id into
+// store.
+func jobOf(t testing.TB, l kfsim.Ledger, id int, store string) kfsim.Job {
+	t.Helper()
+	for _, j := range l.Jobs {
+		if j.CertificateId == id && strings.EqualFold(j.StoreId, store) {
+			return j
+		}
+	}
+	t.Fatalf("no job puts %d into store %s: %+v", id, store, l.Jobs)
+	return kfsim.Job{}
 }
 
 type worldOption func(*kfsim.Options, *kfsim.Fixture)
