@@ -25,40 +25,80 @@ const twoCerts = "certificate_id,store_id\n" +
 	"1002,22222222-2222-4222-8222-222222222222\n"
 
 // Outputs never destroy inputs (issue 8 §1): refused before anything is
-// contacted, and the plan is left byte for byte.
+// contacted, and the plan (and every other file) is left as it was. The
+// symlink cases reach the checks that compare resolved paths, which a
+// plain name stops short of at the extension checks.
 func TestOutputsThatWouldDestroyAnInputAreRefused(t *testing.T) {
-	dir := t.TempDir()
-	planPath := filepath.Join(dir, "plan.csv")
-	if err := os.WriteFile(planPath, []byte(twoCerts), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(dir)
 	for _, tc := range []struct {
-		name string
-		args []string
-		want string
+		name  string
+		files []string          // empty files made beside the plan first
+		links map[string]string // symlinks made beside the plan first: name → target
+		args  []string
+		want  string
 	}{
-		{"failed plan is the plan", []string{"--failed-plan", "plan.csv"}, "--failed-plan plan.csv is the plan itself"},
-		{"failed plan is the plan, spelt ./", []string{"--failed-plan", "./plan.csv"}, "is the plan itself"},
-		{"report is the plan", []string{"--report", filepath.Join(dir, "plan.csv")}, "is the plan itself"},
-		{"two outputs on one path", []string{"--report", "r.csv", "--failed-plan", "./r.csv"}, "are the same file"},
-		{"a report twice", []string{"--report", "r.json", "--report", "r.json"}, "are the same file"},
-		{"failed plan that is not CSV", []string{"--failed-plan", "f.json"}, "its name must end in .csv"},
-		{"metrics not .prom", []string{"--metrics-file", "m.txt"}, "only files ending in .prom"},
-		{"state is the plan", []string{"--state", "plan.csv"}, "a state file is a database"},
-		{"report is the state", []string{"--state", "s.db", "--report", "s.db"}, "unknown extension"},
-		{"output into a missing directory", []string{"--report", "nowhere/r.json"}, "directory nowhere does not exist"},
+		{name: "failed plan is the plan", args: []string{"--failed-plan", "plan.csv"}, want: "--failed-plan plan.csv is the plan itself"},
+		{name: "failed plan is the plan, spelt ./", args: []string{"--failed-plan", "./plan.csv"}, want: "is the plan itself"},
+		{name: "report is the plan", args: []string{"--report", "PLANDIR/plan.csv"}, want: "is the plan itself"},
+		{name: "two outputs on one path", args: []string{"--report", "r.csv", "--failed-plan", "./r.csv"}, want: "are the same file"},
+		{name: "a report twice", args: []string{"--report", "r.json", "--report", "r.json"}, want: "are the same file"},
+		{name: "failed plan that is not CSV", args: []string{"--failed-plan", "f.json"}, want: "its name must end in .csv"},
+		{name: "metrics not .prom", args: []string{"--metrics-file", "m.txt"}, want: "only files ending in .prom"},
+		{name: "state named like a plan", args: []string{"--state", "plan.csv"}, want: "a state file is a database"},
+		{name: "report named like a state file", args: []string{"--state", "s.db", "--report", "s.db"}, want: "unknown extension"},
+		{name: "state is the plan, through a symlink", links: map[string]string{"s.db": "plan.csv"},
+			args: []string{"--state", "s.db"}, want: "--state s.db is the plan itself"},
+		{name: "report is the state, through a symlink", files: []string{"s.db"}, links: map[string]string{"r.json": "s.db"},
+			args: []string{"--state", "s.db", "--report", "r.json"}, want: "--report r.json is the state file: writing it would destroy the journal"},
+		{name: "failed plan is the plan, through a symlink", links: map[string]string{"f.csv": "plan.csv"},
+			args: []string{"--failed-plan", "f.csv"}, want: "--failed-plan f.csv is the plan itself"},
+		{name: "output into a missing directory", args: []string{"--report", "nowhere/r.json"}, want: "directory nowhere does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runMain(t, context.Background(), append(append([]string{"--simulate"}, tc.args...), "plan.csv")...)
+			dir := t.TempDir()
+			planPath := filepath.Join(dir, "plan.csv")
+			if err := os.WriteFile(planPath, []byte(twoCerts), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{"plan.csv": true}
+			for _, f := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				want[f] = true
+			}
+			for name, target := range tc.links {
+				if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+				want[name] = true
+			}
+			t.Chdir(dir)
+			args := []string{"--simulate"}
+			for _, a := range tc.args {
+				args = append(args, strings.ReplaceAll(a, "PLANDIR", dir))
+			}
+			r := runMain(t, context.Background(), append(args, "plan.csv")...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 with %q", r.code, r.stderr, tc.want)
 			}
 			if got := mustRead(t, planPath); got != twoCerts {
 				t.Fatalf("the plan was changed:\n%s", got)
 			}
-			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-				t.Errorf("files written: %v", entries)
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if !want[e.Name()] {
+					t.Errorf("file written: %s", e.Name())
+				}
+			}
+			for _, f := range tc.files {
+				if got := mustRead(t, filepath.Join(dir, f)); got != "" {
+					t.Errorf("%s was written: %q", f, got)
+				}
+			}
+			for name, target := range tc.links {
+				if got, err := os.Readlink(filepath.Join(dir, name)); err != nil || got != target {
+					t.Errorf("symlink %s → %s became %q (%v)", name, target, got, err)
+				}
 			}
 		})
 	}
