@@ -110,6 +110,8 @@ func (e *simEnv) renewals() map[int]int {
 type jsonReport struct {
 	Schema string `json:"schema"`
 	Run    struct {
+		Command     string         `json:"command"`
+		DryRun      bool           `json:"dry_run"`
 		NotRun      *string        `json:"not_run"`
 		ExitCode    int            `json:"exit_code"`
 		Interrupted bool           `json:"interrupted"`
@@ -117,6 +119,7 @@ type jsonReport struct {
 	} `json:"run"`
 	Rows []struct {
 		Line             int      `json:"line"`
+		CertificateID    int      `json:"certificate_id"`
 		Status           string   `json:"status"`
 		Stage            string   `json:"stage"`
 		Detail           string   `json:"detail"`
