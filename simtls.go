@@ -47,6 +47,10 @@ func selfSignedTLS() (*tls.Config, []byte, error) {
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
+// isLoopbackHost reports whether host (as net.SplitHostPort gives it: no
+// brackets, no port) reaches only this machine. runner sim warns otherwise:
+// its credentials and certificates are for trying runner out, and plain
+// HTTP sends them in clear.
 func isLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
