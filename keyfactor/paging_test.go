@@ -295,20 +295,62 @@ func TestCertificatesByIDReadsBatchesAtOnce(t *testing.T) {
 
 // Of several failed batches, the first in id order names the error, so the
 // caller's choice (fall back to one read per id, or not) does not depend on
-// which answer came first.
+// which answer came first. The first batch's 500 is held until every other
+// batch's 400 has been answered, so a client that reports whichever error
+// arrives first reports a refusal and fails here. (Read one batch after
+// another, the first batch would wait for ever: TestCertificatesByIDReads
+// BatchesAtOnce is the test of that.)
 func TestCertificatesByIDReportsTheFirstBatchError(t *testing.T) {
 	many := seq(100000, 300)
-	refuse := func(r *http.Request) int {
-		if strings.HasPrefix(r.URL.Query().Get("pq.queryString"), "Id -eq 100000 ") {
-			return 500 // the first batch
+	first := func(r *http.Request) bool {
+		return strings.HasPrefix(r.URL.Query().Get("pq.queryString"), "Id -eq 100000 ")
+	}
+	ps := &pageServer{ids: many, refuse: func(r *http.Request) int {
+		if first(r) {
+			return 500
 		}
 		return 400
-	}
-	srv := serve(t, &pageServer{ids: many, refuse: refuse})
+	}}
+	var (
+		others     int // batches after the first; set before the call
+		mu         sync.Mutex
+		answered   int
+		othersDone = make(chan struct{})
+	)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if first(r) {
+			select {
+			case <-othersDone:
+			case <-r.Context().Done():
+				return
+			}
+			ps.ServeHTTP(w, r)
+			return
+		}
+		ps.ServeHTTP(w, r)
+		_ = http.NewResponseController(w).Flush() // the 400 is on its way before the 500 is written
+		mu.Lock()
+		defer mu.Unlock()
+		if answered++; answered == others {
+			close(othersDone)
+		}
+	}))
 	c, _ := newTestClient(t, srv.URL, func(c *Config) { c.GetRetries = -1 })
+	batches := 0
+	for rest := many; len(rest) > 0; batches++ {
+		rest = rest[c.batchSize(rest, false):]
+	}
+	if batches < 3 {
+		t.Fatalf("%d batches, want at least 3", batches)
+	}
+	others = batches - 1
 	_, _, err := c.CertificatesByID(context.Background(), many, false)
-	if err == nil || errors.Is(err, ErrQueryRefused) {
-		t.Errorf("error = %v, want the first batch's server error, not a refusal", err)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 500 || errors.Is(err, ErrQueryRefused) {
+		t.Errorf("error = %v, want the first batch's HTTP 500, not a refusal", err)
+	}
+	if n := len(ps.requests()); n != batches {
+		t.Errorf("%d requests, want one per batch (%d)", n, batches)
 	}
 }
 
