@@ -9,21 +9,30 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 )
 
-// refusedAddr returns a loopback URL nothing listens on.
-func refusedAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
+// afterArrival is a RoundTripper that lets a request's deadline or
+// cancellation reach the transport only once arrived is closed (the server
+// has read the whole request), so a client timeout however short expires
+// after the request was sent, never before, on any machine. It serves
+// requests that get no answer.
+type afterArrival struct {
+	next    http.RoundTripper
+	arrived <-chan struct{}
+}
+
+func (a afterArrival) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context())) // keeps the client's trace
+	go func() {
+		defer cancel()
+		<-req.Context().Done()
+		<-a.arrived
+	}()
+	return a.next.RoundTrip(req.WithContext(ctx))
 }
 
 func TestErrorClasses(t *testing.T) {
@@ -46,10 +55,13 @@ func TestErrorClasses(t *testing.T) {
 			writeJSON(w, code, body)
 		}
 	}
+	arrived := make(chan struct{})
+	var arrivedOnce sync.Once
 	tests := []struct {
 		name       string
 		handler    http.HandlerFunc // nil: connection refused
 		timeout    time.Duration
+		arrived    chan struct{} // set: the timeout takes effect once it is closed (afterArrival)
 		wantClass  Class
 		wantSent   *bool // for TransportErrors
 		wantStatus int   // for APIErrors
@@ -64,11 +76,14 @@ func TestErrorClasses(t *testing.T) {
 		{name: "502", handler: status(502, "", ""), wantClass: Unknown, wantStatus: 502},
 		{name: "504", handler: status(504, "", ""), wantClass: Unknown, wantStatus: 504},
 		{name: "hijack and close after reading", handler: hijackClose, wantClass: Unknown, wantSent: ptr(true), wantText: []string{"request sent, no complete answer"}},
+		// The server reads the request and never answers; the client's
+		// 50ms timeout takes effect only after the server has the request
+		// (afterArrival), however long sending it took.
 		{name: "timeout after send", timeout: 50 * time.Millisecond, handler: func(w http.ResponseWriter, r *http.Request) {
-			// Once the body is read the server notices the client hanging up.
 			_, _ = io.Copy(io.Discard, r.Body)
-			<-r.Context().Done()
-		},
+			arrivedOnce.Do(func() { close(arrived) })
+			<-r.Context().Done() // the client hanging up
+		}, arrived: arrived,
 			wantClass: Unknown, wantSent: ptr(true), wantText: []string{"no complete answer within 50ms"}},
 		{name: "400", handler: status(400, "", string(fixture(t, "error_400.json"))), wantClass: Permanent, wantStatus: 400,
 			wantText: []string{"POST /Enrollment/Renew: HTTP 400: 0xA0110008: The format 'STORE' is invalid."}},
@@ -96,6 +111,13 @@ func TestErrorClasses(t *testing.T) {
 					c.Timeout = tt.timeout
 				}
 			})
+			if tt.arrived != nil {
+				// The dial has a timeout of its own, the client's too: it
+				// is not what the case is about.
+				tr := c.hc.Transport.(*http.Transport).Clone()
+				tr.DialContext = (&net.Dialer{}).DialContext
+				c.hc.Transport = afterArrival{next: tr, arrived: tt.arrived}
+			}
 			_, err := c.Renew(context.Background(), RenewalRequest{CertificateId: 1234})
 			if err == nil {
 				t.Fatal("want an error")
