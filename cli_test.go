@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/time/rate"
 
 	"runner/journal"
 	"runner/kfsim"
@@ -134,6 +135,73 @@ func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
 		}
 		if rep := readReport(t, out); rep.Run.NotRun == nil || !strings.Contains(*rep.Run.NotRun, "configuration error") || len(rep.Rows) != 2 {
 			t.Errorf("report: %+v", rep)
+		}
+	})
+	// Mistakes in flags and settings that readInvocation finds: the run
+	// does not happen, and the report and the webhook still say why.
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{name: "KEYFACTOR_HOSTNAME not set", env: map[string]string{"KEYFACTOR_HOSTNAME": ""}, want: "no Command server: KEYFACTOR_HOSTNAME (or --hostname) is not set"},
+		{name: "unreadable --password-file", args: []string{"--password-file", filepath.Join(dir, "no-such-password")}, want: "--password-file: open " + filepath.Join(dir, "no-such-password")},
+		{name: "bad --drift", args: []string{"--simulate", "--drift", "sometimes"}, want: `--drift: unknown mode "sometimes"`},
+		{name: "bad --renew-before", args: []string{"--simulate", "--renew-before", "30x"}, want: "--renew-before: "},
+		{name: "--shard-count outside an Indexed Job", env: map[string]string{"JOB_COMPLETION_INDEX": ""}, args: []string{"--simulate", "--shard-count", "3"},
+			want: `--shard-count 3: JOB_COMPLETION_INDEX is ""`},
+	} {
+		t.Run("setting: "+tc.name, func(t *testing.T) {
+			p := writePlan(t, twoCerts)
+			newSimEnv(t, p)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			posts := make(chan map[string]any, 4)
+			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var m map[string]any
+				_ = json.NewDecoder(r.Body).Decode(&m)
+				posts <- m
+			}))
+			defer hook.Close()
+			out := filepath.Join(t.TempDir(), "r.json")
+			r := runMain(t, context.Background(), append(append([]string{"--report", out, "--notify-webhook", hook.URL}, tc.args...), p)...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "runner: error:") != 1 {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 and %q, said once", r.code, r.stderr, tc.want)
+			}
+			rep := readReport(t, out)
+			if rep.Run.NotRun == nil || !strings.Contains(*rep.Run.NotRun, "configuration error: "+tc.want) || rep.Run.ExitCode != exitUsage {
+				t.Errorf("not_run %v exit %d, want the configuration error and 2", rep.Run.NotRun, rep.Run.ExitCode)
+			}
+			if rep.Run.Command != "run" || rep.Run.DryRun || len(rep.Rows) != 2 || rep.Rows[0].Stage != "plan" || !strings.Contains(rep.Rows[0].Detail, "not run") {
+				t.Errorf("report: command %q dry run %v, rows %+v", rep.Run.Command, rep.Run.DryRun, rep.Rows)
+			}
+			select { // Notify returns only after its post was answered
+			case m := <-posts:
+				if m["outcome"] != "not_run" || !strings.Contains(fmt.Sprint(m["not_run"]), tc.want) {
+					t.Errorf("webhook: %v", m)
+				}
+			default:
+				t.Error("no webhook post for a run that did not happen")
+			}
+		})
+	}
+	// `runner plan` that does not happen says so as a dry run of the plan
+	// command, not as a run.
+	t.Run("plan command", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--drift", "sometimes", writePlan(t, twoCerts)},
+			{writePlan(t, twoCerts+"abc,33333333-3333-4333-8333-333333333333\n")},
+		} {
+			out := filepath.Join(t.TempDir(), "r.json")
+			r := runMain(t, context.Background(), append([]string{"plan", "--simulate", "--report", out}, args...)...)
+			if r.code != exitUsage {
+				t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+			}
+			if rep := readReport(t, out); rep.Run.NotRun == nil || rep.Run.Command != "plan" || !rep.Run.DryRun {
+				t.Errorf("%v: command %q dry run %v not_run %v, want plan, a dry run, not run", args, rep.Run.Command, rep.Run.DryRun, rep.Run.NotRun)
+			}
 		}
 	})
 	t.Run("lock held", func(t *testing.T) {
@@ -391,10 +459,42 @@ func TestQuietWhenNothingHappened(t *testing.T) {
 	if r.code != exitOK || r.stdout != "" || r.stderr != "" {
 		t.Errorf("exit %d; stdout %q; stderr %q: want nothing at all", r.code, r.stdout, r.stderr)
 	}
-	// --quiet prints failures only: the same night prints nothing, a
-	// failing one prints the failed row.
-	if r = runMain(t, context.Background(), "--quiet", p); r.stdout != "" || r.stderr != "" {
-		t.Errorf("--quiet: stdout %q stderr %q", r.stdout, r.stderr)
+}
+
+// --quiet prints failures only: a night that renewed everything (which
+// without --quiet prints its summary and log lines) prints nothing, and a
+// failing one prints the counts and the failed row, not the row that
+// succeeded.
+func TestQuietPrintsOnlyFailures(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	e := newSimEnv(t, p)
+	r := runMain(t, context.Background(), "--quiet", p)
+	if r.code != exitOK || r.stdout != "" || r.stderr != "" {
+		t.Errorf("renewing night: exit %d; stdout %q; stderr %q: want nothing at all", r.code, r.stdout, r.stderr)
+	}
+	if got := e.renewals(); got[1001] != 1 || got[1002] != 1 {
+		t.Fatalf("renewals %v: the night was to renew both", got)
+	}
+
+	failing := writePlan(t, "certificate_id,store_id,password\n"+
+		"1001,11111111-1111-4111-8111-111111111111,\n"+
+		"1002,22222222-2222-4222-8222-222222222222,env:RUNNER_TEST_NEVER_SET\n")
+	newSimEnv(t, failing)
+	r = runMain(t, context.Background(), "--quiet", failing)
+	if r.code != exitRowsFailed || !strings.Contains(r.stdout, "2 rows: 1 succeeded, 1 failed") {
+		t.Fatalf("failing night: exit %d\nstdout %s", r.code, r.stdout)
+	}
+	var rows []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && (f[1] == "1001" || f[1] == "1002") {
+			rows = append(rows, line)
+		}
+	}
+	if len(rows) != 1 || !strings.HasPrefix(rows[0], "3 ") || !strings.Contains(rows[0], "failed") {
+		t.Errorf("rows printed %q, want only line 3 (1002), the failed one:\n%s", rows, r.stdout)
+	}
+	if strings.Contains(r.stdout, "renewed ") || strings.Contains(r.stderr, "renewed and deployed") {
+		t.Errorf("--quiet printed what succeeded:\nstdout %s\nstderr %s", r.stdout, r.stderr)
 	}
 }
 
@@ -408,28 +508,35 @@ func TestARunThatRenewedIsNotQuiet(t *testing.T) {
 	}
 }
 
-// The shared rate limit bounds the request rate: at 10 requests a second
-// (no bursts), the simulator sees the run's n requests spread over at least
-// (n−1)/10 seconds. A lower bound cannot fail because a machine is slow.
-func TestRateBoundsTheRequestRate(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("certificate_id,store_id\n")
-	for i := range 8 {
-		b.WriteString("100" + string(rune('1'+i)) + ",11111111-1111-4111-8111-111111111111\n")
+// --rate R is a limiter of R requests a second with a burst of one (a
+// burst of R would let a run start at twice the rate); 0 is no limiter.
+func TestRequestLimiter(t *testing.T) {
+	if l := requestLimiter(0); l != nil {
+		t.Errorf("--rate 0: limiter %v, want none", l)
 	}
-	p := writePlan(t, b.String())
+	for _, r := range []float64{0.5, 10, 250} {
+		if l := requestLimiter(r); l == nil || l.Limit() != rate.Limit(r) || l.Burst() != 1 {
+			t.Errorf("--rate %g: limiter %+v, want limit %g and burst 1", r, l, r)
+		}
+	}
+}
+
+// --rate reaches the client that every request goes through. Without a
+// clock: at one request per 10,000 seconds in a run given an hour, the
+// first request spends the only token, and the limiter refuses the second
+// at once because its wait would pass the deadline; Command sees one
+// request.
+func TestRateIsWiredToTheClient(t *testing.T) {
+	p := writePlan(t, twoCerts)
 	e := newSimEnv(t, p)
-	r := runMain(t, context.Background(), "--rate", "10", p)
-	if r.code != exitOK {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	r := runMain(t, ctx, "--rate", "0.0001", p)
+	if r.code != exitPreflight || !strings.Contains(r.stderr, "wait for rate limit") {
+		t.Errorf("exit %d, want 3 with the limiter's refusal:\n%s", r.code, r.stderr)
 	}
-	reqs := e.sim.Ledger().Requests
-	if len(reqs) < 15 {
-		t.Fatalf("only %d requests", len(reqs))
-	}
-	span := reqs[len(reqs)-1].At.Sub(reqs[0].At)
-	if floor := time.Duration(len(reqs)-1) * 100 * time.Millisecond; span < floor-50*time.Millisecond {
-		t.Errorf("%d requests in %s: faster than 10 a second (at least %s)", len(reqs), span, floor)
+	if n := len(e.sim.Ledger().Requests); n != 1 {
+		t.Errorf("%d requests reached Command, want 1", n)
 	}
 }
 
@@ -468,22 +575,82 @@ func TestNotifyWebhook(t *testing.T) {
 	}
 }
 
+// renewedAs makes the world one in which certificate old was renewed as
+// newID before the test (by a runner whose journal the test writes): newID,
+// valid for a year, holds old's places in the stores.
+func renewedAs(old, newID int) func(*kfsim.Options, *kfsim.Fixture) {
+	return func(_ *kfsim.Options, f *kfsim.Fixture) {
+		for i, c := range f.Certificates {
+			if c.Id != old {
+				continue
+			}
+			c.Id, c.Thumbprint, c.SerialNumber = newID, "", ""
+			c.NotBefore, c.NotAfter = time.Now().Add(-24*time.Hour), time.Now().Add(365*24*time.Hour)
+			f.Certificates[i].Locations = nil
+			f.Certificates = append(f.Certificates, c)
+			return
+		}
+		panic(fmt.Sprintf("no certificate %d in the fixture", old))
+	}
+}
+
 // The old layout kept a state file beside each plan. It is imported into
-// the shared journal, once, and said so.
+// the shared journal, once, and said so; the run goes on from it: 1001,
+// renewed as 5001 by the old layout, is not renewed again.
 func TestLegacyStateBesideThePlanIsImported(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "plan.csv")
 	if err := os.WriteFile(p, []byte(twoCerts), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeLegacyState(t, p+".state", 1001, 5001) // a renewal the simulator never issued: shape only
-	newSimEnv(t, p)
+	writeLegacyState(t, p+".state", 1001, 5001)
+	e := newSimEnv(t, p, renewedAs(1001, 5001))
 	r := runMain(t, context.Background(), p)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
 	if !strings.Contains(r.stderr, "imported the old per-plan state file") {
 		t.Errorf("no word of the import:\n%s", r.stderr)
 	}
 	if _, err := os.Stat(p + ".state"); err == nil {
 		t.Error("the old state file is still there to be imported again")
+	}
+	if got := e.renewals(); got[1001] != 0 || got[1002] != 1 {
+		t.Errorf("renewals %v: want 1002 renewed and 1001 (already renewed as 5001) not", got)
+	}
+	path, err := journal.DefaultPath(e.url + e.sim.BasePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(path, journal.Options{Command: e.url + e.sim.BasePath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	lin, ok, err := j.Lineage(1001)
+	latest, _ := lin.Latest()
+	// The request id is the old file's: an adoption of 5001 from the
+	// stores would have none.
+	if err != nil || !ok || latest.Kind != journal.KindRenewal || latest.NewCertificateID != 5001 || latest.RequestID != 90001 {
+		t.Errorf("journal lineage of 1001: %+v (found %v, %v), want the imported renewal as 5001, request 90001", lin, ok, err)
+	}
+}
+
+// A state file of the old format named with --state is upgraded in place
+// when it is opened; the run says so, once, as a warning (which a quiet
+// night still prints).
+func TestOldStateFileIsUpgradedAndSaidSo(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	state := filepath.Join(t.TempDir(), "old.db")
+	writeLegacyState(t, state, 1001, 5001)
+	newSimEnv(t, p, renewedAs(1001, 5001))
+	r := runMain(t, context.Background(), "--state", state, p)
+	if r.code != exitOK || !strings.Contains(r.stderr, "upgraded the state file in place") || !strings.Contains(r.stderr, "runner.journal/v1") ||
+		!strings.Contains(r.stderr, `"level":"WARN"`) {
+		t.Errorf("exit %d, want 0 and a warning of the upgrade:\n%s", r.code, r.stderr)
+	}
+	if r = runMain(t, context.Background(), "--state", state, p); strings.Contains(r.stderr, "upgraded") {
+		t.Errorf("a file upgraded once is upgraded again:\n%s", r.stderr)
 	}
 }
 
@@ -590,16 +757,128 @@ func TestProgressBar(t *testing.T) {
 	}
 }
 
-// An error is said once, not wrapped at every boundary (today's
-// "write report r.json: write report r.json: …").
-func TestAnOutputErrorIsSaidOnce(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "r.json")
-	if err := os.Mkdir(out, 0o700); err != nil { // a directory where the report goes
+// A run that happened but could not write an output keeps its own exit
+// code, never 2 ("nothing was contacted"): 1 when rows failed, and 1 when
+// every row succeeded. The file is named once, with what to do next, and
+// the other outputs are written. A directory where the report goes passes
+// the checks made before the run and fails the write after it.
+func TestAnOutputThatCannotBeWrittenAfterTheRun(t *testing.T) {
+	failing := writePlan(t, "certificate_id,store_id,password\n"+
+		"1001,11111111-1111-4111-8111-111111111111,\n"+
+		"1002,22222222-2222-4222-8222-222222222222,env:RUNNER_TEST_NEVER_SET\n")
+	for _, tc := range []struct {
+		name, plan string
+		counts     map[string]int
+		exit       int // of the run itself, as the report that was written says
+	}{
+		{"every row succeeded", examplePlan, map[string]int{"succeeded": 25, "failed": 0, "skipped": 0}, exitOK},
+		{"rows failed", failing, map[string]int{"succeeded": 1, "failed": 1, "skipped": 0}, exitRowsFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bad, good := filepath.Join(dir, "r.json"), filepath.Join(dir, "good.json")
+			if err := os.Mkdir(bad, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			r := runMain(t, context.Background(), "--simulate", "--report", bad, "--report", good, tc.plan)
+			if r.code != exitRowsFailed {
+				t.Errorf("exit %d, want 1\n%s", r.code, r.stderr)
+			}
+			// Said once, not wrapped at every boundary ("write report r.json:
+			// write report r.json: …").
+			if n := strings.Count(r.stderr, "write report"); n != 1 || !strings.Contains(r.stderr, "runner: error: write report "+bad+":") {
+				t.Errorf("want one error naming %s:\n%s", bad, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "runner: hint: the run itself went ahead") {
+				t.Errorf("no word of what to do next:\n%s", r.stderr)
+			}
+			rep := readReport(t, good)
+			if rep.Run.NotRun != nil || rep.Run.ExitCode != tc.exit || fmt.Sprint(rep.Run.Counts) != fmt.Sprint(tc.counts) {
+				t.Errorf("the report that was written: not_run %v exit %d counts %v, want the run's own (%d, %v)", rep.Run.NotRun, rep.Run.ExitCode, rep.Run.Counts, tc.exit, tc.counts)
+			}
+		})
+	}
+}
+
+// --password-file holds the password without its line end: the run
+// authenticates with it (the ledger names the identity) even with a wrong
+// KEYFACTOR_PASSWORD beside it. A file that is not there stops the run
+// before Command is contacted, naming the flag, the file and the way out.
+func TestPasswordFile(t *testing.T) {
+	p := writePlan(t, twoCerts)
+	e := newSimEnv(t, p)
+	t.Setenv("KEYFACTOR_PASSWORD", "not-it")
+	file := filepath.Join(t.TempDir(), "keyfactor-password")
+	if err := os.WriteFile(file, []byte(simPassword+"\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := runMain(t, context.Background(), "--simulate", "--report", out, examplePlan)
-	if n := strings.Count(r.stderr, "write report"); r.code != exitRowsFailed && r.code != exitUsage || n != 1 {
-		t.Errorf("exit %d, %q said %d times:\n%s", r.code, "write report", n, r.stderr)
+	if r := runMain(t, context.Background(), "--password-file", file, p); r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	l := e.sim.Ledger()
+	if len(l.Renewals) != 2 {
+		t.Errorf("%d renewals, want 2", len(l.Renewals))
+	}
+	for _, rn := range l.Renewals {
+		if rn.Identity != simDomain+`\`+simUsername {
+			t.Errorf("renewal of %d by %q", rn.OldCertificateId, rn.Identity)
+		}
+	}
+	requests := len(l.Requests)
+	missing := filepath.Join(t.TempDir(), "no-such-file")
+	r := runMain(t, context.Background(), "--password-file", missing, p)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--password-file: open "+missing+": no such file") || !strings.Contains(r.stderr, "or set KEYFACTOR_PASSWORD") {
+		t.Errorf("exit %d, want 2 naming the file:\n%s", r.code, r.stderr)
+	}
+	if n := len(e.sim.Ledger().Requests); n != requests {
+		t.Errorf("%d requests sent with no password", n-requests)
+	}
+}
+
+// Run flags refused before anything is contacted (exit 2), each naming
+// itself and what it got.
+func TestRunFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--wait-lock", "-1s"}, "--wait-lock: must not be negative, got -1s"},
+		{[]string{"--job-time", "2026-11-24 02:00"}, `--job-time: not an ISO 8601 UTC time: "2026-11-24 02:00"`},
+		{[]string{"--job-time", "tomorrow"}, "not an ISO 8601 UTC time"},
+		{[]string{"--job-time", "2001-01-01T00:00:00Z"}, "--job-time 2001-01-01T00:00:00Z is in the past"},
+	} {
+		r := runMain(t, context.Background(), append(append([]string{"--simulate"}, tc.args...), examplePlan)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, want 2 and %q:\n%s", tc.args, r.code, tc.want, r.stderr)
+		}
+	}
+}
+
+// --job-time reaches every Deploy, in UTC whatever offset it was written
+// with; a past one is accepted with --allow-past-job-time.
+func TestJobTime(t *testing.T) {
+	future := time.Now().Add(48 * time.Hour).Truncate(time.Second).UTC()
+	past := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		args []string
+		want time.Time
+	}{
+		{[]string{"--job-time", future.In(time.FixedZone("", 2*60*60)).Format(time.RFC3339)}, future},
+		{[]string{"--allow-past-job-time", "--job-time", past.Format(time.RFC3339)}, past},
+	} {
+		p := writePlan(t, twoCerts)
+		e := newSimEnv(t, p)
+		if r := runMain(t, context.Background(), append(tc.args, p)...); r.code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", tc.args, r.code, r.stderr)
+		}
+		deploys := e.sim.Ledger().Deploys
+		if len(deploys) != 2 {
+			t.Errorf("%v: %d deploys, want 2", tc.args, len(deploys))
+		}
+		for _, d := range deploys {
+			if d.JobTime == nil || !d.JobTime.Equal(tc.want) {
+				t.Errorf("%v: deploy of %d with job time %v, want %s", tc.args, d.CertificateId, d.JobTime, tc.want)
+			}
+		}
 	}
 }

@@ -42,6 +42,10 @@ type invocation struct {
 	notifyAlways bool
 	jitter       time.Duration
 
+	// configErr is a mistake in the flags or the connection settings
+	// (readInvocation): runOnce writes the not-run report and returns it.
+	configErr error
+
 	log      *slog.Logger
 	logGate  *logGate
 	stdout   io.Writer
@@ -53,6 +57,15 @@ type invocation struct {
 func runAction(c *cli.Context, dryRun bool) error {
 	inv, err := readInvocation(c, dryRun)
 	if err != nil {
+		if inv == nil {
+			return err
+		}
+		// A configuration mistake found once the outputs are known: the
+		// run does not happen, but each --report (and the webhook) says
+		// why, as for any other run that does not happen. No jitter: there
+		// is nothing to spread over time.
+		inv.configErr = err
+		_, err = inv.runOnce(c.Context, time.Now())
 		return err
 	}
 	if err := runner.Jitter(c.Context, inv.jitter, nil, nil); err != nil {
@@ -62,7 +75,12 @@ func runAction(c *cli.Context, dryRun bool) error {
 	return err
 }
 
-// readInvocation validates every flag before anything is contacted.
+// readInvocation validates every flag before anything is contacted. It
+// returns a nil invocation for a mistake that leaves nowhere to report it
+// (no plan, a bad log setting, an output or webhook that cannot be used);
+// for any later mistake it returns the invocation read so far with the
+// error, so runAction can write the not-run report. schedule refuses to
+// start on either.
 func readInvocation(c *cli.Context, dryRun bool) (*invocation, error) {
 	path, err := planArg(c)
 	if err != nil {
@@ -73,32 +91,9 @@ func readInvocation(c *cli.Context, dryRun bool) (*invocation, error) {
 	if inv.log, inv.logGate, err = newLogger(stringFlag(c, "log-format"), stringFlag(c, "log-level"), c.App.ErrWriter, inv.quiet); err != nil {
 		return nil, err
 	}
-	if inv.cfg, err = runConfig(c, dryRun, inv.log); err != nil {
-		return nil, err
-	}
-	inv.simulate = c.Bool("simulate")
-	if !inv.simulate {
-		if inv.client, err = connectionConfig(c); err != nil {
-			return nil, err
-		}
-	}
-	if inv.rate = c.Float64("rate"); inv.rate < 0 {
-		return nil, usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", inv.rate)}
-	}
-	inv.state, inv.waitLock = c.String("state"), c.Duration("wait-lock")
-	if inv.waitLock < 0 {
-		return nil, usageError{msg: fmt.Sprintf("--wait-lock: must not be negative, got %s", inv.waitLock)}
-	}
 	inv.outputs = outputs{reports: c.StringSlice("report"), failedPlan: stringFlag(c, "failed-plan"), metrics: stringFlag(c, "metrics-file")}
 	if err := inv.outputs.checkFormats(); err != nil {
 		return nil, err
-	}
-	inv.planOpts = plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords"), AllowPastJobTime: c.Bool("allow-past-job-time")}
-	inv.progress = stringFlag(c, "progress")
-	switch inv.progress {
-	case "", "auto", "always", "never":
-	default:
-		return nil, usageError{msg: fmt.Sprintf("--progress: unknown mode %q", inv.progress), hint: "use auto, always or never"}
 	}
 	inv.webhook = stringFlag(c, "notify-webhook")
 	switch stringFlag(c, "notify") {
@@ -113,10 +108,42 @@ func readInvocation(c *cli.Context, dryRun bool) (*invocation, error) {
 			return nil, usageError{msg: "--notify-webhook: " + err.Error()}
 		}
 	}
-	if inv.jitter, err = jitterOf(c, isTerminal(c.App.ErrWriter)); err != nil {
-		return nil, err
+	inv.planOpts = plan.Options{AllowPlainPasswords: c.Bool("allow-plain-passwords"), AllowPastJobTime: c.Bool("allow-past-job-time")}
+	inv.simulate = c.Bool("simulate")
+	inv.state = c.String("state")
+	if err := inv.readSettings(c); err != nil {
+		return inv, err
 	}
 	return inv, nil
+}
+
+// readSettings reads the rest of the run's flags and the connection.
+func (inv *invocation) readSettings(c *cli.Context) error {
+	var err error
+	if inv.cfg, err = runConfig(c, inv.dryRun, inv.log); err != nil {
+		return err
+	}
+	if !inv.simulate {
+		if inv.client, err = connectionConfig(c); err != nil {
+			return err
+		}
+	}
+	if inv.rate = c.Float64("rate"); inv.rate < 0 {
+		return usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", inv.rate)}
+	}
+	if inv.waitLock = c.Duration("wait-lock"); inv.waitLock < 0 {
+		return usageError{msg: fmt.Sprintf("--wait-lock: must not be negative, got %s", inv.waitLock), hint: "e.g. --wait-lock 10m, or 0 to refuse at once when another run holds the lock"}
+	}
+	inv.progress = stringFlag(c, "progress")
+	switch inv.progress {
+	case "", "auto", "always", "never":
+	default:
+		return usageError{msg: fmt.Sprintf("--progress: unknown mode %q", inv.progress), hint: "use auto, always or never"}
+	}
+	if inv.jitter, err = jitterOf(c, isTerminal(c.App.ErrWriter)); err != nil {
+		return err
+	}
+	return nil
 }
 
 // boolFlag, stringFlag and durationFlag read a flag that only some
@@ -339,8 +366,10 @@ func secret(file, env, flag string) (string, error) {
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", usageError{msg: fmt.Sprintf("%s: %v", flag, err)}
+		return "", usageError{msg: fmt.Sprintf("%s: %v", flag, err), hint: fmt.Sprintf("give a file runner can read that holds only the secret, or set %s instead", env)}
 	}
+	// Only the line end an editor or `echo` leaves: any other byte may be
+	// part of the secret.
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
@@ -349,16 +378,23 @@ func secret(file, env, flag string) (string, error) {
 func (inv *invocation) connect(cfg keyfactor.Config) (*keyfactor.Client, error) {
 	cfg.Logger = inv.log
 	cfg.MaxConnsPerHost = inv.cfg.Concurrency * 2
-	if inv.rate > 0 {
-		// A burst of one: a burst of R let a run start at twice the rate
-		// asked for, and --rate is a promise to Command's operators.
-		cfg.Limiter = rate.NewLimiter(rate.Limit(inv.rate), 1)
-	}
+	cfg.Limiter = requestLimiter(inv.rate)
 	client, err := keyfactor.New(cfg)
 	if err != nil {
 		return nil, usageError{msg: err.Error(), hint: "set the connection with KEYFACTOR_HOSTNAME and credentials (see runner --help), or try --simulate"}
 	}
 	return client, nil
+}
+
+// requestLimiter is the limit --rate puts on every request of a run,
+// retries included; nil for 0 (unlimited). A burst of one: a burst of R let
+// a run start at twice the rate asked for, and --rate is a promise to
+// Command's operators.
+func requestLimiter(perSecond float64) *rate.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), 1)
 }
 
 // runOnce is one run of the plan: it reads the plan, connects, takes the
@@ -369,7 +405,7 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 	var client *keyfactor.Client
 	var clientErr error
 	statePath := inv.state
-	if !inv.simulate {
+	if !inv.simulate && inv.configErr == nil {
 		client, clientErr = inv.connect(inv.client)
 		if clientErr == nil && statePath == "" {
 			var err error
@@ -384,13 +420,18 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 		return nil, err
 	}
 	notRun := func(p *plan.Plan, reason string, err error) (*report.Report, error) {
-		rep := notRunReport(inv.planPath, p, start, reason, exitCode(err))
+		rep := notRunReport(inv.planPath, p, inv.dryRun, start, reason, exitCode(err))
 		inv.finish(ctx, outs, rep)
 		return rep, err
 	}
 	opts := inv.planOpts
 	opts.Now = func() time.Time { return start }
 	p, err := plan.Load(inv.planPath, opts)
+	if inv.configErr != nil {
+		// Said before a plan error, as when it stopped runner before the
+		// plan was read; the rows that parsed are still listed.
+		return notRun(p, "configuration error: "+inv.configErr.Error(), inv.configErr)
+	}
 	if err != nil {
 		return notRun(p, "plan error: "+planErrorText(err), err)
 	}
@@ -428,6 +469,11 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 		return notRun(p, reason, err)
 	}
 	defer j.Close()
+	if from := j.UpgradedFrom(); from != "" {
+		// Open rewrote the file in its new format: whoever keeps a copy of
+		// it, or runs an older runner against it, needs to know.
+		inv.log.Warn("upgraded the state file in place to this version's format; older runner versions cannot read it", "file", j.Path(), "from", from, "command", j.Command())
+	}
 	if inv.state == "" && !inv.simulate {
 		inv.migrateLegacy(j, inv.planPath)
 	}
@@ -451,7 +497,7 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 	rep.Run.CommandHost = client.BaseURL()
 	stampVersion(rep)
 	if err := inv.finish(ctx, outs, rep); err != nil && runErr == nil {
-		runErr = err
+		runErr = errOutputsNotWritten
 	}
 	return rep, runErr
 }
@@ -465,10 +511,18 @@ func planErrorText(err error) string {
 	return err.Error()
 }
 
-// notRunReport says that the run did not happen and why; the rows of the
-// plan that could be read are listed at stage plan.
-func notRunReport(path string, p *plan.Plan, start time.Time, reason string, code int) *report.Report {
-	rep := &report.Report{Run: report.Run{Start: start.UTC(), End: time.Now().UTC(), PlanFile: path, Command: "run", NotRun: reason, ExitCode: code}}
+// errOutputsNotWritten ends a run that happened but could not write a
+// report, the failed plan or the metrics file (finish printed which and
+// why). It exits 1, something to look at, like failed rows: exit 2 would
+// say that nothing was contacted, though certificates may have been renewed.
+var errOutputsNotWritten = fmt.Errorf("some outputs could not be written: %w", errRowsFailed)
+
+// notRunReport says that the run (or, dryRun, the `runner plan`) did not
+// happen and why; the rows of the plan that could be read are listed at
+// stage plan.
+func notRunReport(path string, p *plan.Plan, dryRun bool, start time.Time, reason string, code int) *report.Report {
+	rep := &report.Report{Run: report.Run{Start: start.UTC(), End: time.Now().UTC(), PlanFile: path, Command: map[bool]string{false: "run", true: "plan"}[dryRun],
+		DryRun: dryRun, NotRun: reason, ExitCode: code}}
 	if p != nil {
 		rep.Run.Columns = p.Columns
 		for _, row := range p.Rows {
@@ -524,6 +578,11 @@ func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Rep
 		}
 	}
 	if failed {
+		if rep.Run.NotRun == "" {
+			// Said once, after the files: what the operator must know
+			// before deleting anything or running again.
+			fmt.Fprintln(inv.stderr, "runner: hint: the run itself went ahead and its journal records what it did (a rerun renews nothing twice): fix the file or directory named above; the run's outcome is in the other outputs and the log")
+		}
 		return errors.New("some outputs could not be written")
 	}
 	return nil
