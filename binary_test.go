@@ -215,8 +215,11 @@ func killPlan(t *testing.T) string {
 }
 
 // kill -9 in the middle of a run, then the same command again, with and
-// without --force: every row is reported, nothing is renewed twice, and
-// every renewal of the killed run is deployed (or reported with its id).
+// without --force: every row is reported, no plan certificate is renewed
+// twice, and every renewal of the killed run is deployed. Without --force
+// the rerun renews only what the killed run did not; with it, the rerun
+// also renews each certificate the killed run finished (its new one, once)
+// and reports every row succeeded, never "not due".
 func TestKillNineMidRunThenRerun(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
@@ -247,29 +250,41 @@ func TestKillNineMidRunThenRerun(t *testing.T) {
 				t.Fatalf("%d rows reported, want 40", len(rep.Rows))
 			}
 			for _, r := range rep.Rows {
-				// Renewed by the killed run: current now, and not due.
-				doneBefore := r.Status == "skipped" && strings.Contains(r.Detail, "now certificate")
+				// Without --force, a certificate the killed run renewed and
+				// deployed is current now, and not due.
+				doneBefore := !force && r.Status == "skipped" && strings.Contains(r.Detail, "now certificate")
 				if r.Status != "succeeded" && !doneBefore {
 					t.Errorf("line %d: %s at %s: %s", r.Line, r.Status, r.Stage, r.Detail)
 				}
 			}
 			l := sim.ledger(t)
 			renewals := map[int]int{}
+			renewedBy := map[int]bool{} // the certificates the plan's renewals issued
 			for _, r := range l.Renewals {
 				renewals[r.OldCertificateId]++
+				if r.OldCertificateId >= 5000 && r.OldCertificateId < 5040 {
+					renewedBy[r.NewCertificateId] = true
+				}
 			}
 			for i := range 40 {
 				if n := renewals[5000+i]; n != 1 {
 					t.Errorf("certificate %d renewed %d times", 5000+i, n)
 				}
 			}
-			if force {
-				// --force renews again what the killed run had finished (its
-				// new certificate, once), never what it left in flight.
-				for old, n := range renewals {
-					if n > 1 {
-						t.Errorf("certificate %d renewed %d times", old, n)
-					}
+			// Any other renewal is --force renewing what a plan renewal
+			// issued, once; a renewal the killed run left in flight is
+			// settled and deployed, not renewed again.
+			for old, n := range renewals {
+				if old >= 5000 && old < 5040 {
+					continue
+				}
+				switch {
+				case !force:
+					t.Errorf("certificate %d, not in the plan, renewed %d times without --force", old, n)
+				case !renewedBy[old]:
+					t.Errorf("certificate %d renewed by --force, but no renewal of the plan issued it", old)
+				case n != 1:
+					t.Errorf("certificate %d renewed %d times by --force, want once", old, n)
 				}
 			}
 			// Each renewal the killed run made reached its store.
@@ -292,7 +307,7 @@ func deployedSomewhere(l kfsim.Ledger, certID int) bool {
 }
 
 // SIGINT while a Renew waits out a long Retry-After: the process exits 130
-// within seconds, and no Renew is sent after the signal.
+// without waiting it out, and no Renew is sent after the signal.
 func TestSigintDuringALongRetryAfter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -309,16 +324,14 @@ func TestSigintDuringALongRetryAfter(t *testing.T) {
 		return false
 	})
 	renewsAtSignal := countRenewRequests(sim.ledger(t))
-	signalled := time.Now()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
+	// Exiting at all shows the hour-long wait was cut short (the test's
+	// own deadline is two minutes); no clock is needed for it.
 	err := cmd.Wait()
 	if code := exitOf(err); code != exitInterrupted {
 		t.Fatalf("exit %d, want 130\n%s", code, out)
-	}
-	if took := time.Since(signalled); took > 20*time.Second {
-		t.Errorf("exit took %s after the signal", took) // a generous bound: the wait was for an hour
 	}
 	if n := countRenewRequests(sim.ledger(t)); n != renewsAtSignal {
 		t.Errorf("%d Renew requests after the signal", n-renewsAtSignal)
@@ -355,7 +368,11 @@ func TestSigintDuringVerify(t *testing.T) {
 	if code := exitOf(cmd.Wait()); code != exitInterrupted {
 		t.Fatalf("exit %d, want 130\n%s", code, out)
 	}
-	for _, r := range readReport(t, filepath.Join(dir, "r.json")).Rows {
+	rows := readReport(t, filepath.Join(dir, "r.json")).Rows
+	if len(rows) != 2 {
+		t.Errorf("%d rows reported, want the plan's 2", len(rows))
+	}
+	for _, r := range rows {
 		if r.Status != "failed" || r.Stage != "verify" || !strings.Contains(r.Detail, "not verified") {
 			t.Errorf("line %d: %s at %s: %s", r.Line, r.Status, r.Stage, r.Detail)
 		}
