@@ -80,6 +80,17 @@ func TestSecretsAppearNowhere(t *testing.T) {
 	// Refused credentials.
 	run("refused", map[string]string{"KEYFACTOR_AUTH_CLIENT_ID": "", "KEYFACTOR_AUTH_CLIENT_SECRET": "", "KEYFACTOR_AUTH_TOKEN_URL": "",
 		"KEYFACTOR_USERNAME": simUsername, "KEYFACTOR_DOMAIN": simDomain, "KEYFACTOR_PASSWORD": wrongPassword})
+	// A setting refused after the secrets were read: the not-run report
+	// (with the plan's rows, literal password column and all) and the
+	// error say why without a secret.
+	r := runMain(t, context.Background(), append(outs("not-run"), "--allow-plain-passwords", "--wait-lock", "-1s", planPath)...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--wait-lock") {
+		t.Errorf("not-run: exit %d, want 2 for --wait-lock:\n%s", r.code, r.stderr)
+	}
+	if rep := readReport(t, filepath.Join(dir, "not-run", "r.json")); rep.Run.NotRun == nil || len(rep.Rows) != 4 {
+		t.Errorf("not-run: no not-run report of the 4 rows: %+v", rep)
+	}
+	printed = append(printed, "not-run stdout:\n"+r.stdout, "not-run stderr:\n"+r.stderr)
 
 	for _, text := range printed {
 		for _, s := range secrets {
