@@ -770,9 +770,12 @@ func TestAnOutputThatCannotBeWrittenAfterTheRun(t *testing.T) {
 		name, plan string
 		counts     map[string]int
 		exit       int // of the run itself, as the report that was written says
+		command    string
+		hint       string
 	}{
-		{"every row succeeded", examplePlan, map[string]int{"succeeded": 25, "failed": 0, "skipped": 0}, exitOK},
-		{"rows failed", failing, map[string]int{"succeeded": 1, "failed": 1, "skipped": 0}, exitRowsFailed},
+		{"every row succeeded", examplePlan, map[string]int{"succeeded": 25, "failed": 0, "skipped": 0}, exitOK, "run", "the run itself went ahead"},
+		{"rows failed", failing, map[string]int{"succeeded": 1, "failed": 1, "skipped": 0}, exitRowsFailed, "run", "the run itself went ahead"},
+		{"a dry run", examplePlan, map[string]int{"succeeded": 0, "failed": 0, "skipped": 25}, exitOK, "plan", "the dry run itself went ahead"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -780,7 +783,7 @@ func TestAnOutputThatCannotBeWrittenAfterTheRun(t *testing.T) {
 			if err := os.Mkdir(bad, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			r := runMain(t, context.Background(), "--simulate", "--report", bad, "--report", good, tc.plan)
+			r := runMain(t, context.Background(), tc.command, "--simulate", "--report", bad, "--report", good, tc.plan)
 			if r.code != exitRowsFailed {
 				t.Errorf("exit %d, want 1\n%s", r.code, r.stderr)
 			}
@@ -789,7 +792,7 @@ func TestAnOutputThatCannotBeWrittenAfterTheRun(t *testing.T) {
 			if n := strings.Count(r.stderr, "write report"); n != 1 || !strings.Contains(r.stderr, "runner: error: write report "+bad+":") {
 				t.Errorf("want one error naming %s:\n%s", bad, r.stderr)
 			}
-			if !strings.Contains(r.stderr, "runner: hint: the run itself went ahead") {
+			if !strings.Contains(r.stderr, "runner: hint: "+tc.hint) {
 				t.Errorf("no word of what to do next:\n%s", r.stderr)
 			}
 			rep := readReport(t, good)

@@ -578,7 +578,11 @@ func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Rep
 		}
 	}
 	if failed {
-		if rep.Run.NotRun == "" {
+		switch {
+		case rep.Run.NotRun != "":
+		case inv.dryRun:
+			fmt.Fprintln(inv.stderr, "runner: hint: the dry run itself went ahead: fix the file or directory named above and run it again")
+		default:
 			// Said once, after the files: what the operator must know
 			// before deleting anything or running again.
 			fmt.Fprintln(inv.stderr, "runner: hint: the run itself went ahead and its journal records what it did (a rerun renews nothing twice): fix the file or directory named above; the run's outcome is in the other outputs and the log")
