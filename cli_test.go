@@ -836,6 +836,19 @@ func TestPasswordFile(t *testing.T) {
 	if n := len(e.sim.Ledger().Requests); n != requests {
 		t.Errorf("%d requests sent with no password", n-requests)
 	}
+	// An empty file is a mistake (a secret not yet written), not an empty
+	// password: refused before anything is sent.
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runMain(t, context.Background(), "--password-file", empty, p)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--password-file: file "+empty+" is empty") {
+		t.Errorf("empty file: exit %d, want 2 naming it:\n%s", r.code, r.stderr)
+	}
+	if n := len(e.sim.Ledger().Requests); n != requests {
+		t.Errorf("%d requests sent with an empty password file", n-requests)
+	}
 }
 
 // Run flags refused before anything is contacted (exit 2), each naming

@@ -364,13 +364,11 @@ func secret(file, env, flag string) (string, error) {
 	if file == "" {
 		return os.Getenv(env), nil
 	}
-	b, err := os.ReadFile(file)
+	v, err := plan.ReadSecretFile(file)
 	if err != nil {
 		return "", usageError{msg: fmt.Sprintf("%s: %v", flag, err), hint: fmt.Sprintf("give a file runner can read that holds only the secret, or set %s instead", env)}
 	}
-	// Only the line end an editor or `echo` leaves: any other byte may be
-	// part of the secret.
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return v, nil
 }
 
 // connect builds the client for cfg (no request is sent) with the run's
@@ -506,7 +504,7 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 func planErrorText(err error) string {
 	var errs *plan.ErrorList
 	if errors.As(err, &errs) {
-		return errs.Summary(maxPrintedPlanErrors)
+		return errs.Summary(plan.SummaryLimit)
 	}
 	return err.Error()
 }

@@ -179,17 +179,13 @@ func exitCode(err error) int {
 	}
 }
 
-// maxPrintedPlanErrors caps the plan errors printed to the terminal;
-// `runner validate --all` prints every one.
-const maxPrintedPlanErrors = 50
-
 // printError writes err the way an operator reads it at 3 a.m.: what
 // happened, then what to do, the hint chosen by the cause.
 func printError(w io.Writer, err error) {
 	msg := err.Error()
 	var errs *plan.ErrorList
 	if errors.As(err, &errs) {
-		msg = errs.Summary(maxPrintedPlanErrors)
+		msg = errs.Summary(plan.SummaryLimit)
 	}
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		fmt.Fprintf(w, "runner: error: %s\n", line)

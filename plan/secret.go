@@ -100,6 +100,26 @@ func (s SecretRef) MarshalText() ([]byte, error) { return []byte(s.String()), ni
 // MarshalJSON returns String as a JSON string.
 func (s SecretRef) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 
+// ReadSecretFile reads a secret kept in a file (an entry password, or
+// runner's own --password-file): the file's bytes without the one line end
+// an editor or `echo` leaves (LF or CRLF); any other byte may be part of
+// the secret. An empty secret is refused. Errors name the path, never the
+// contents.
+func ReadSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err // a *PathError: the path and the cause
+	}
+	v := string(b)
+	if t, ok := strings.CutSuffix(v, "\n"); ok {
+		v = strings.TrimSuffix(t, "\r")
+	}
+	if v == "" {
+		return "", fmt.Errorf("file %s is empty", path)
+	}
+	return v, nil
+}
+
 // Resolve returns the password: the value of the environment variable (which
 // must be set and non-empty), the file's contents without one trailing
 // newline, or the literal. Errors name the variable or the path, never the
@@ -118,17 +138,9 @@ func (s SecretRef) Resolve() (string, error) {
 		}
 		return v, nil
 	case SecretFile:
-		b, err := os.ReadFile(s.Ref)
+		v, err := ReadSecretFile(s.Ref)
 		if err != nil {
-			// The *PathError names the path and the cause, never contents.
 			return "", fmt.Errorf("password: %w", err)
-		}
-		v := string(b)
-		if t, ok := strings.CutSuffix(v, "\n"); ok {
-			v = strings.TrimSuffix(t, "\r")
-		}
-		if v == "" {
-			return "", fmt.Errorf("password: file %s is empty", s.Ref)
 		}
 		return v, nil
 	case SecretLiteral:
