@@ -13,7 +13,8 @@ import (
 // BenchmarkCertificates measures the journal's writes per certificate as
 // the runner's workers make them, concurrently, on the real disk: Begin
 // (synced before Renew), then the Renew answer, waited for (Update) or not
-// (UpdateAsync), and in the "runner" flow also the deploy outcome (Update).
+// (UpdateAsync), then in the last two flows the deploy outcome: waited for
+// ("deploy-synced") or, as the runner writes it, not ("runner").
 // It reports certificates per second and commits (each two fdatasyncs) per
 // certificate.
 //
@@ -29,7 +30,7 @@ func BenchmarkCertificates(b *testing.B) {
 		{"begin+async", func(j *Journal, id int, seq uint64) error {
 			return j.UpdateAsync(id, seq, renewedAs(id))
 		}},
-		{"runner", func(j *Journal, id int, seq uint64) error {
+		{"deploy-synced", func(j *Journal, id int, seq uint64) error {
 			if err := j.UpdateAsync(id, seq, renewedAs(id)); err != nil {
 				return err
 			}
@@ -38,7 +39,7 @@ func BenchmarkCertificates(b *testing.B) {
 			})
 		}},
 		// The deploy outcome not waited for either: only Begin waits.
-		{"runner-async", func(j *Journal, id int, seq uint64) error {
+		{"runner", func(j *Journal, id int, seq uint64) error {
 			if err := j.UpdateAsync(id, seq, renewedAs(id)); err != nil {
 				return err
 			}
