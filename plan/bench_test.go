@@ -129,7 +129,10 @@ func peakRSS() float64 {
 	return -1
 }
 
-func benchmarkLoad(b *testing.B, shape planShape, rows int, wantErrors bool) {
+// benchmarkRead reads a plan of rows rows of the shape with read (Load or
+// Validate), which returns the rows it counted; with wantErrors every row
+// is bad and the errors are summarised as `runner validate` prints them.
+func benchmarkRead(b *testing.B, shape planShape, rows int, wantErrors bool, read func(string) (int, error)) {
 	path := writePlanFile(b, shape, rows)
 	info, err := os.Stat(path)
 	if err != nil {
@@ -140,21 +143,20 @@ func benchmarkLoad(b *testing.B, shape planShape, rows int, wantErrors bool) {
 	cpu := cpuTime()
 	b.ResetTimer()
 	for b.Loop() {
-		p, err := Load(path, Options{})
+		n, err := read(path)
 		if wantErrors {
 			list := errorList(b, err)
 			if len(list) != rows {
 				b.Fatalf("%d errors, want %d", len(list), rows)
 			}
-			// What `runner validate` prints.
 			io.WriteString(io.Discard, list.Summary(SummaryLimit))
 			continue
 		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(p.Rows) != rows {
-			b.Fatalf("%d rows, want %d", len(p.Rows), rows)
+		if n != rows {
+			b.Fatalf("%d rows, want %d", n, rows)
 		}
 	}
 	b.ReportMetric(float64(rows), "rows")
@@ -164,6 +166,23 @@ func benchmarkLoad(b *testing.B, shape planShape, rows int, wantErrors bool) {
 	b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
 
+func benchmarkLoad(b *testing.B, shape planShape, rows int, wantErrors bool) {
+	benchmarkRead(b, shape, rows, wantErrors, func(path string) (int, error) {
+		p, err := Load(path, Options{})
+		if err != nil {
+			return 0, err
+		}
+		return len(p.Rows), nil
+	})
+}
+
+func benchmarkValidate(b *testing.B, shape planShape, rows int, wantErrors bool) {
+	benchmarkRead(b, shape, rows, wantErrors, func(path string) (int, error) {
+		counts, err := Validate(path, Options{})
+		return counts.Rows, err
+	})
+}
+
 // cpuTime returns the CPU time (user and system) the process has used.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -171,38 +190,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func benchmarkValidate(b *testing.B, shape planShape, rows int, wantErrors bool) {
-	path := writePlanFile(b, shape, rows)
-	info, err := os.Stat(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(info.Size())
-	b.ReportAllocs()
-	cpu := cpuTime()
-	b.ResetTimer()
-	for b.Loop() {
-		counts, err := Validate(path, Options{})
-		if wantErrors {
-			list := errorList(b, err)
-			if len(list) != rows {
-				b.Fatalf("%d errors, want %d", len(list), rows)
-			}
-			io.WriteString(io.Discard, list.Summary(SummaryLimit))
-			continue
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if counts.Rows != rows {
-			b.Fatalf("%d rows, want %d", counts.Rows, rows)
-		}
-	}
-	b.ReportMetric(float64(rows), "rows")
-	b.ReportMetric(peakRSS(), "peak-RSS-MB")
-	b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
 
 func BenchmarkValidate200kDiscover(b *testing.B)   { benchmarkValidate(b, discoverShape, 200_000, false) }
