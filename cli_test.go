@@ -47,7 +47,7 @@ func TestOutputsThatWouldDestroyAnInputAreRefused(t *testing.T) {
 		{name: "state named like a plan", args: []string{"--state", "plan.csv"}, want: "a state file is a database"},
 		{name: "report named like a state file", args: []string{"--state", "s.db", "--report", "s.db"}, want: "unknown extension"},
 		{name: "state is the plan, through a symlink", links: map[string]string{"s.db": "plan.csv"},
-			args: []string{"--state", "s.db"}, want: "--state s.db is the plan itself"},
+			args: []string{"--state", "s.db"}, want: "--state s.db is the plan itself: the journal would be written over the plan\nrunner: hint: leave --state out"},
 		{name: "report is the state, through a symlink", files: []string{"s.db"}, links: map[string]string{"r.json": "s.db"},
 			args: []string{"--state", "s.db", "--report", "r.json"}, want: "--report r.json is the state file: writing it would destroy the journal"},
 		{name: "failed plan is the plan, through a symlink", links: map[string]string{"f.csv": "plan.csv"},

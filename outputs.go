@@ -75,7 +75,7 @@ func (o outputs) check(planPath, statePath string) error {
 			return usageError{msg: fmt.Sprintf("--state %s: a state file is a database, not a %s file", statePath, filepath.Ext(statePath)), hint: "name it e.g. runner.db"}
 		}
 		if stateID == planID {
-			return usageError{msg: fmt.Sprintf("--state %s is the plan itself", statePath)}
+			return usageError{msg: fmt.Sprintf("--state %s is the plan itself: the journal would be written over the plan", statePath), hint: "leave --state out (one state file per Command in the state directory), or name a file of its own, e.g. runner.db"}
 		}
 	}
 	for _, n := range all {
