@@ -295,8 +295,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, &LockedError{Path: path, Holder: readHolder(path)}
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
-		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, errDamaged):
+	case damaged(err):
 		return nil, fmt.Errorf("open journal %s: not a journal or corrupted (move it aside to start afresh): %w", path, err)
 	case err != nil:
 		return nil, fmt.Errorf("open journal %s: %w", path, unwrapPath(err, path))
@@ -336,6 +335,13 @@ func unwrapPath(err error, path string) error {
 
 // errDamaged is wrapped when bbolt panicked on a damaged page.
 var errDamaged = errors.New("damaged page")
+
+// damaged reports whether openDB failed because the file is not a bbolt
+// file of this format or is corrupted.
+func damaged(err error) bool {
+	return errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrVersionMismatch) ||
+		errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, errDamaged)
+}
 
 // openDB opens the bbolt file, trying its lock once. bbolt checksums only
 // its two meta pages and panics when it meets a damaged page (the freelist

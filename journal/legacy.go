@@ -257,8 +257,7 @@ func readLegacyFile(path string) (legacy []legacyLineage, runs [][]byte, err err
 	case errors.Is(err, bolterrors.ErrTimeout):
 		// An older runner is using it; it leaves no note.
 		return nil, nil, &LockedError{Path: path}
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
-		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, errDamaged):
+	case damaged(err):
 		return nil, nil, fmt.Errorf("not a journal or corrupted: %w", err)
 	case err != nil:
 		return nil, nil, unwrapPath(err, path)
