@@ -391,6 +391,13 @@ func initialize(db *bolt.DB, cmd commandURL) (recorded, upgradedFrom string, err
 				return err
 			}
 		}
+		// The v2 buckets, which an upgrade writes into; a refused file
+		// keeps none of them, as the transaction is rolled back.
+		for _, name := range [][]byte{bucketLineages, bucketIndex, bucketRuns} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
 		switch got := string(meta.Get(keySchema)); got {
 		case schema:
 			recorded = string(meta.Get(keyCommand))
@@ -404,11 +411,6 @@ func initialize(db *bolt.DB, cmd commandURL) (recorded, upgradedFrom string, err
 			recorded, upgradedFrom = cmd.String(), schemaV1
 		default:
 			return fmt.Errorf("journal format %q, want %q (written by another version of runner?)", got, schema)
-		}
-		for _, name := range [][]byte{bucketLineages, bucketIndex, bucketRuns} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
