@@ -42,7 +42,7 @@ type Writer struct {
 func NewWriter(w io.Writer, columns []string) (*Writer, error) {
 	canon := make([]string, len(columns))
 	for i, c := range columns {
-		canon[i] = strings.ToLower(strings.TrimSpace(c))
+		canon[i] = canonicalColumn(c)
 		if columnIndex(canon[i]) < 0 {
 			return nil, fmt.Errorf("write plan: unknown column %q (expected one of %s)", c, strings.Join(Columns, ", "))
 		}
@@ -240,7 +240,7 @@ func AppendTo(w io.Writer, existing []byte, name string) (*Writer, error) {
 		line, _ := cr.FieldPos(0)
 		columns = make([]string, len(rec))
 		for i, c := range rec {
-			columns[i] = strings.ToLower(strings.TrimSpace(c))
+			columns[i] = canonicalColumn(c)
 			if columnIndex(columns[i]) < 0 || slices.Index(columns[:i], columns[i]) >= 0 {
 				return nil, fmt.Errorf("update plan %s:%d: column %q unknown or repeated (expected a valid header; runner validate %s shows the problem)",
 					name, line, strings.TrimSpace(c), name)
@@ -277,12 +277,7 @@ func isReference(cell string) bool {
 // reference is returned empty, like everywhere else a plan is written.
 func RebaseCells(columns, cells []string, fromDir, toDir string) ([]string, error) {
 	out := slices.Clone(cells)
-	at := -1
-	for i, c := range columns {
-		if strings.EqualFold(strings.TrimSpace(c), Columns[iPassword]) {
-			at = i
-		}
-	}
+	at := slices.IndexFunc(columns, func(c string) bool { return canonicalColumn(c) == Columns[iPassword] })
 	if at < 0 || at >= len(out) {
 		return out, nil
 	}
