@@ -63,9 +63,6 @@ func newWriter(w io.Writer, columns []string, newline string) *Writer {
 	return &Writer{bw: bw, cw: cw, columns: columns, password: slices.Index(columns, Columns[iPassword]), newline: newline}
 }
 
-// Columns returns the plan's canonical column names, in file order.
-func (w *Writer) Columns() []string { return slices.Clone(w.columns) }
-
 // Comment writes text as comment lines, "# " and a line of text each ("#"
 // for an empty line). A comment before the first row stands above the
 // header.
