@@ -86,13 +86,19 @@ func TestEscapeCellCarriageReturn(t *testing.T) {
 }
 
 func TestReaderTakesOffTheEscapeInHandWrittenPlans(t *testing.T) {
-	p, err := parseString(t, "certificate_id,store_id,alias,renew_before\n'-5,"+guidA+",'@web,30d\n1,"+guidA+",'web',30d\n", Options{})
+	p, err := parseString(t, "certificate_id,store_id,alias,renew_before\n'-5,"+guidA+",'@web,30d\n1,"+guidA+",'web',30d\n2,"+guidA+",'@web,30d\n", Options{})
 	var list *ErrorList
 	if !errors.As(err, &list) || len(*list) != 1 || (*list)[0].Value != "-5" {
 		t.Fatalf("error %v, want one error about certificate_id -5", err)
 	}
+	if len(p.Rows) != 2 {
+		t.Fatalf("%d rows kept, want the two without a problem", len(p.Rows))
+	}
 	if got := p.Rows[0].Alias; got != "'web'" {
 		t.Errorf("alias %q, want 'web' kept as written", got)
+	}
+	if got := p.Rows[1].Alias; got != "@web" {
+		t.Errorf("alias %q, want @web with the escape taken off", got)
 	}
 }
 
