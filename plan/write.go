@@ -22,8 +22,9 @@ import (
 //   - a password cell that is not an env: or file: reference is written
 //     empty: no plan written by this package holds a literal password.
 //
-// Output is buffered; Close flushes it. After an error every call returns
-// that error.
+// Output is buffered; Close flushes it. After an error writing the output,
+// every call returns that error; a row refused for its cells (WriteRow,
+// WriteNamed) is not written, and the Writer goes on.
 type Writer struct {
 	bw       *bufio.Writer
 	cw       *csv.Writer
