@@ -133,6 +133,31 @@ func TestWriteRejectsRaggedRows(t *testing.T) {
 	}
 }
 
+// A refused row is not written and does not stop the Writer, unlike a
+// failed write (TestWriterErrorIsSticky).
+func TestWriterGoesOnAfterARefusedRow(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, []string{"certificate_id", "store_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRow([]string{"1"}); err == nil {
+		t.Fatal("a row of 1 cell for 2 columns was accepted")
+	}
+	if err := w.WriteNamed(map[string]string{"certificate_id": "2", "store_id": guidA, "alias": "web"}); err == nil {
+		t.Fatal("an alias for a plan without an alias column was accepted")
+	}
+	if err := w.WriteRow([]string{"3", guidA}); err != nil {
+		t.Fatalf("WriteRow after refused rows: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), "certificate_id,store_id\n3,"+guidA+"\n"; got != want {
+		t.Errorf("plan %q, want %q", got, want)
+	}
+}
+
 func TestNewWriterColumns(t *testing.T) {
 	tests := []struct {
 		name    string
