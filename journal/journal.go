@@ -295,8 +295,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, &LockedError{Path: path, Holder: readHolder(path)}
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
-		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, errDamaged):
+	case damaged(err):
 		return nil, fmt.Errorf("open journal %s: not a journal or corrupted (move it aside to start afresh): %w", path, err)
 	case err != nil:
 		return nil, fmt.Errorf("open journal %s: %w", path, unwrapPath(err, path))
@@ -336,6 +335,13 @@ func unwrapPath(err error, path string) error {
 
 // errDamaged is wrapped when bbolt panicked on a damaged page.
 var errDamaged = errors.New("damaged page")
+
+// damaged reports whether openDB failed because the file is not a bbolt
+// file of this format or is corrupted.
+func damaged(err error) bool {
+	return errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrVersionMismatch) ||
+		errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, errDamaged)
+}
 
 // openDB opens the bbolt file, trying its lock once. bbolt checksums only
 // its two meta pages and panics when it meets a damaged page (the freelist
@@ -385,6 +391,13 @@ func initialize(db *bolt.DB, cmd commandURL) (recorded, upgradedFrom string, err
 				return err
 			}
 		}
+		// The v2 buckets, which an upgrade writes into; a refused file
+		// keeps none of them, as the transaction is rolled back.
+		for _, name := range [][]byte{bucketLineages, bucketIndex, bucketRuns} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
 		switch got := string(meta.Get(keySchema)); got {
 		case schema:
 			recorded = string(meta.Get(keyCommand))
@@ -398,11 +411,6 @@ func initialize(db *bolt.DB, cmd commandURL) (recorded, upgradedFrom string, err
 			recorded, upgradedFrom = cmd.String(), schemaV1
 		default:
 			return fmt.Errorf("journal format %q, want %q (written by another version of runner?)", got, schema)
-		}
-		for _, name := range [][]byte{bucketLineages, bucketIndex, bucketRuns} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
 		}
 		return nil
 	})

@@ -735,6 +735,9 @@ func TestNotAJournal(t *testing.T) {
 		name  string
 		setup func(t testing.TB, path string)
 		want  string
+		// buckets, for a bbolt file, are its buckets after the refusal:
+		// those setup made and no more.
+		buckets []string
 	}{
 		{
 			name:  "text file",
@@ -751,7 +754,8 @@ func TestNotAJournal(t *testing.T) {
 			setup: func(t testing.TB, path string) {
 				boltFile(t, path, func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err })
 			},
-			want: "not a runner journal",
+			want:    "not a runner journal",
+			buckets: []string{"widgets"},
 		},
 		{
 			name: "a later journal format",
@@ -764,7 +768,8 @@ func TestNotAJournal(t *testing.T) {
 					return b.Put(keySchema, []byte("runner.journal/v3"))
 				})
 			},
-			want: `journal format "runner.journal/v3"`,
+			want:    `journal format "runner.journal/v3"`,
+			buckets: []string{"meta"},
 		},
 		{
 			name: "a directory",
@@ -820,8 +825,33 @@ func TestNotAJournal(t *testing.T) {
 			if _, err := os.Stat(holderPath(path)); err == nil {
 				t.Error("a failed Open left its lock note behind")
 			}
+			if tt.buckets != nil {
+				if got := bucketNames(t, path); !reflect.DeepEqual(got, tt.buckets) {
+					t.Errorf("buckets after the refusal %q, want %q", got, tt.buckets)
+				}
+			}
 		})
 	}
+}
+
+// bucketNames returns the top-level buckets of the bbolt file at path.
+func bucketNames(t testing.TB, path string) []string {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var names []string
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			names = append(names, string(name))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return names
 }
 
 func TestOpenNeedsACommand(t *testing.T) {

@@ -183,17 +183,13 @@ func importLineages(tx *bolt.Tx, legacy []legacyLineage, nextSeq func() uint64) 
 }
 
 // upgradeV1 turns a v1 file into a v2 file of cmd in the transaction of
-// Open, so a crash leaves either the old file or the new one. Its runs
-// bucket is already in the v2 format.
+// Open (initialize, which has created the v2 buckets), so a crash leaves
+// either the old file or the new one. Its runs bucket is already in the v2
+// format.
 func upgradeV1(tx *bolt.Tx, cmd commandURL) error {
 	legacy, err := readV1(tx)
 	if err != nil {
 		return err
-	}
-	for _, name := range [][]byte{bucketLineages, bucketIndex, bucketRuns} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
-		}
 	}
 	var seq uint64
 	if _, _, err := importLineages(tx, legacy, func() uint64 { seq++; return seq }); err != nil {
@@ -257,8 +253,7 @@ func readLegacyFile(path string) (legacy []legacyLineage, runs [][]byte, err err
 	case errors.Is(err, bolterrors.ErrTimeout):
 		// An older runner is using it; it leaves no note.
 		return nil, nil, &LockedError{Path: path}
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
-		errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, errDamaged):
+	case damaged(err):
 		return nil, nil, fmt.Errorf("not a journal or corrupted: %w", err)
 	case err != nil:
 		return nil, nil, unwrapPath(err, path)

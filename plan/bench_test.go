@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -89,8 +88,7 @@ func writePlanFile(tb testing.TB, shape planShape, rows int) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	bw := bufio.NewWriter(f)
-	w, err := NewWriter(bw, shape.columns)
+	w, err := NewWriter(f, shape.columns) // buffered: Close flushes it
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -100,9 +98,6 @@ func writePlanFile(tb testing.TB, shape planShape, rows int) string {
 		}
 	}
 	if err := w.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := bw.Flush(); err != nil {
 		tb.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

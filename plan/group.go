@@ -150,14 +150,6 @@ func (g *grouper) add(row *Row, store [16]byte, report groupErr) {
 // storeLine returns the line of job's row for store (its text and its
 // bytes), if it has one.
 func (g *grouper) storeLine(job *Job, store string, key [16]byte) (int, bool) {
-	if g.keep && len(g.stores) == 0 {
-		for _, r := range job.Rows {
-			if r.StoreID == store {
-				return r.Line, true
-			}
-		}
-		return 0, false
-	}
 	if m := g.stores[job]; m != nil {
 		line, ok := m[key]
 		return int(line), ok
@@ -182,8 +174,8 @@ func (g *grouper) storeLine(job *Job, store string, key [16]byte) (int, bool) {
 func (g *grouper) addStore(job *Job, row *Row, key [16]byte) {
 	if g.keep {
 		job.Rows = append(job.Rows, row)
-		if len(job.Rows) < manyStores && len(g.stores) == 0 {
-			return
+		if len(job.Rows) < manyStores {
+			return // no map yet: one is made at manyStores rows
 		}
 	}
 	line := int32(row.Line)

@@ -366,7 +366,7 @@ func (rd *reader) readHeader(rec []string) {
 	rd.kinds = make([]int, len(rec))
 	for i, name := range rec {
 		_, col := rd.cr.FieldPos(i)
-		c := strings.ToLower(strings.TrimSpace(name))
+		c := canonicalColumn(name)
 		rd.columns[i] = c
 		known := columnIndex(c)
 		rd.kinds[i] = known
@@ -389,6 +389,12 @@ func (rd *reader) readHeader(rec []string) {
 	}
 }
 
+// canonicalColumn is a header name as it is matched against Columns:
+// surrounding spaces taken off, lower case.
+func canonicalColumn(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+
+// columnIndex returns the position in Columns of a canonical name, -1 when
+// it is not a known column.
 func columnIndex(name string) int {
 	for i, c := range Columns {
 		if c == name {

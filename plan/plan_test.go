@@ -641,17 +641,13 @@ func TestAcceptedSpellings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			header := "certificate_id,store_id"
-			cells := "1234," + guidA
-			if tt.column == "store_id" || tt.column == "thumbprint" {
-				header = "certificate_id,thumbprint,store_id"
-				cells = "1234,," + guidA
-				if tt.column == "store_id" {
-					cells = "1234,,\"" + tt.cell + "\""
-				} else {
-					cells = "1234,\"" + tt.cell + "\"," + guidA
-				}
-			} else {
+			header, cells := "certificate_id,store_id", "1234,"+guidA
+			switch tt.column {
+			case "store_id":
+				header, cells = "certificate_id,thumbprint,store_id", "1234,,\""+tt.cell+"\""
+			case "thumbprint":
+				header, cells = "certificate_id,thumbprint,store_id", "1234,\""+tt.cell+"\","+guidA
+			default:
 				header += "," + tt.column
 				cells += ",\"" + tt.cell + "\""
 			}

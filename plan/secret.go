@@ -121,8 +121,8 @@ func ReadSecretFile(path string) (string, error) {
 }
 
 // Resolve returns the password: the value of the environment variable (which
-// must be set and non-empty), the file's contents without one trailing
-// newline, or the literal. Errors name the variable or the path, never the
+// must be set and non-empty), the file's secret as ReadSecretFile reads it
+// (one line end taken off, an empty one refused), or the literal. Errors name the variable or the path, never the
 // value. A zero SecretRef resolves to "".
 func (s SecretRef) Resolve() (string, error) {
 	switch s.Kind {

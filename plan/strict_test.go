@@ -275,7 +275,8 @@ func TestManyBadRowsAreAllKeptAndErrorIsCapped(t *testing.T) {
 
 func TestManyStoresOfOneCertificate(t *testing.T) {
 	// Past manyStores a job's stores are looked up in a map; duplicates
-	// are found on both sides of that switch.
+	// are found on both sides of that switch, and in a small job (8) read
+	// after another job got its map.
 	var b strings.Builder
 	b.WriteString("certificate_id,store_id\n")
 	store := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
@@ -283,16 +284,18 @@ func TestManyStoresOfOneCertificate(t *testing.T) {
 		fmt.Fprintf(&b, "7,%s\n", store(i))
 	}
 	fmt.Fprintf(&b, "7,%s\n7,%s\n", store(3), store(30))
+	fmt.Fprintf(&b, "8,%s\n8,%s\n8,%s\n", store(1), store(2), store(1))
 	p, err := parseString(t, b.String(), Options{})
 	want := []string{
 		"plan.csv:42:3: store_id: duplicate of line 5: certificate id:7 already goes to store " + store(3) + " (expected each certificate and store pair on one row only)",
 		"plan.csv:43:3: store_id: duplicate of line 32: certificate id:7 already goes to store " + store(30) + " (expected each certificate and store pair on one row only)",
+		"plan.csv:46:3: store_id: duplicate of line 44: certificate id:8 already goes to store " + store(1) + " (expected each certificate and store pair on one row only)",
 	}
 	if got := errorTexts(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if len(p.Rows) != 40 {
-		t.Errorf("%d rows kept, want 40", len(p.Rows))
+	if len(p.Rows) != 42 {
+		t.Errorf("%d rows kept, want 42", len(p.Rows))
 	}
 }
 

@@ -22,8 +22,9 @@ import (
 //   - a password cell that is not an env: or file: reference is written
 //     empty: no plan written by this package holds a literal password.
 //
-// Output is buffered; Close flushes it. After an error every call returns
-// that error.
+// Output is buffered; Close flushes it. After an error writing the output,
+// every call returns that error; a row refused for its cells (WriteRow,
+// WriteNamed) is not written, and the Writer goes on.
 type Writer struct {
 	bw       *bufio.Writer
 	cw       *csv.Writer
@@ -42,7 +43,7 @@ type Writer struct {
 func NewWriter(w io.Writer, columns []string) (*Writer, error) {
 	canon := make([]string, len(columns))
 	for i, c := range columns {
-		canon[i] = strings.ToLower(strings.TrimSpace(c))
+		canon[i] = canonicalColumn(c)
 		if columnIndex(canon[i]) < 0 {
 			return nil, fmt.Errorf("write plan: unknown column %q (expected one of %s)", c, strings.Join(Columns, ", "))
 		}
@@ -62,9 +63,6 @@ func newWriter(w io.Writer, columns []string, newline string) *Writer {
 	cw.UseCRLF = newline == "\r\n"
 	return &Writer{bw: bw, cw: cw, columns: columns, password: slices.Index(columns, Columns[iPassword]), newline: newline}
 }
-
-// Columns returns the plan's canonical column names, in file order.
-func (w *Writer) Columns() []string { return slices.Clone(w.columns) }
 
 // Comment writes text as comment lines, "# " and a line of text each ("#"
 // for an empty line). A comment before the first row stands above the
@@ -240,7 +238,7 @@ func AppendTo(w io.Writer, existing []byte, name string) (*Writer, error) {
 		line, _ := cr.FieldPos(0)
 		columns = make([]string, len(rec))
 		for i, c := range rec {
-			columns[i] = strings.ToLower(strings.TrimSpace(c))
+			columns[i] = canonicalColumn(c)
 			if columnIndex(columns[i]) < 0 || slices.Index(columns[:i], columns[i]) >= 0 {
 				return nil, fmt.Errorf("update plan %s:%d: column %q unknown or repeated (expected a valid header; runner validate %s shows the problem)",
 					name, line, strings.TrimSpace(c), name)
@@ -277,12 +275,7 @@ func isReference(cell string) bool {
 // reference is returned empty, like everywhere else a plan is written.
 func RebaseCells(columns, cells []string, fromDir, toDir string) ([]string, error) {
 	out := slices.Clone(cells)
-	at := -1
-	for i, c := range columns {
-		if strings.EqualFold(strings.TrimSpace(c), Columns[iPassword]) {
-			at = i
-		}
-	}
+	at := slices.IndexFunc(columns, func(c string) bool { return canonicalColumn(c) == Columns[iPassword] })
 	if at < 0 || at >= len(out) {
 		return out, nil
 	}

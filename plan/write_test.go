@@ -86,13 +86,19 @@ func TestEscapeCellCarriageReturn(t *testing.T) {
 }
 
 func TestReaderTakesOffTheEscapeInHandWrittenPlans(t *testing.T) {
-	p, err := parseString(t, "certificate_id,store_id,alias,renew_before\n'-5,"+guidA+",'@web,30d\n1,"+guidA+",'web',30d\n", Options{})
+	p, err := parseString(t, "certificate_id,store_id,alias,renew_before\n'-5,"+guidA+",'@web,30d\n1,"+guidA+",'web',30d\n2,"+guidA+",'@web,30d\n", Options{})
 	var list *ErrorList
 	if !errors.As(err, &list) || len(*list) != 1 || (*list)[0].Value != "-5" {
 		t.Fatalf("error %v, want one error about certificate_id -5", err)
 	}
+	if len(p.Rows) != 2 {
+		t.Fatalf("%d rows kept, want the two without a problem", len(p.Rows))
+	}
 	if got := p.Rows[0].Alias; got != "'web'" {
 		t.Errorf("alias %q, want 'web' kept as written", got)
+	}
+	if got := p.Rows[1].Alias; got != "@web" {
+		t.Errorf("alias %q, want @web with the escape taken off", got)
 	}
 }
 
@@ -127,6 +133,31 @@ func TestWriteRejectsRaggedRows(t *testing.T) {
 	}
 }
 
+// A refused row is not written and does not stop the Writer, unlike a
+// failed write (TestWriterErrorIsSticky).
+func TestWriterGoesOnAfterARefusedRow(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, []string{"certificate_id", "store_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRow([]string{"1"}); err == nil {
+		t.Fatal("a row of 1 cell for 2 columns was accepted")
+	}
+	if err := w.WriteNamed(map[string]string{"certificate_id": "2", "store_id": guidA, "alias": "web"}); err == nil {
+		t.Fatal("an alias for a plan without an alias column was accepted")
+	}
+	if err := w.WriteRow([]string{"3", guidA}); err != nil {
+		t.Fatalf("WriteRow after refused rows: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), "certificate_id,store_id\n3,"+guidA+"\n"; got != want {
+		t.Errorf("plan %q, want %q", got, want)
+	}
+}
+
 func TestNewWriterColumns(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -141,13 +172,17 @@ func TestNewWriterColumns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, err := NewWriter(&bytes.Buffer{}, tt.columns)
+			var buf bytes.Buffer
+			w, err := NewWriter(&buf, tt.columns)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := w.Columns(); got[0] != "certificate_id" || got[1] != "store_id" {
-					t.Errorf("Columns() = %q, want canonical names", got)
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got := buf.String(); got != "certificate_id,store_id\n" {
+					t.Errorf("header %q, want the canonical names", got)
 				}
 				return
 			}
@@ -300,9 +335,6 @@ func TestAppendTo(t *testing.T) {
 			w, err := AppendTo(&buf, []byte(tt.existing), "plan.csv")
 			if err != nil {
 				t.Fatal(err)
-			}
-			if got := w.Columns(); !reflect.DeepEqual(got, []string{"certificate_id", "store_id", "alias", "overwrite"}) {
-				t.Errorf("Columns() = %q", got)
 			}
 			for i, row := range newRows {
 				if i == 1 {
