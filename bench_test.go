@@ -2,33 +2,18 @@ package main
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// buildRunner builds the binary `runner bench` starts the simulator and
-// shard processes from (a test binary cannot be `runner sim`).
-func buildRunner(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "runner")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // `runner bench` prints every figure issue 10 asks for, for each night;
 // their values depend on the machine and are not checked, only that the
 // runs did what they should (every row succeeded, the second night renewed
 // nothing).
 func TestBenchPrintsItsFigures(t *testing.T) {
-	bin := buildRunner(t)
+	bin := runnerBinary(t) // a test binary cannot be `runner sim`
 	figures := []string{"round trip:", "rows", "wall", "ideal", "ratio ideal/wall", "against the round trip", "throughput",
 		"requests/certificate", "beyond preflight", "request rate", "renew→deploy gap", "runner CPU/row", "runner peak RSS",
 		"journal commits/certificate", "kfsim CPU/request"}
