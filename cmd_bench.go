@@ -618,13 +618,13 @@ func benchShardAction(c *cli.Context) error {
 // preflightEndpoints are the ledger's endpoint keys of preflight reads.
 var preflightEndpoints = map[string]bool{"status": true, "permissions": true, "stores": true, "store": true, "storetypes": true, "token": true}
 
-// writeNight prints one night's figures.
 // simFigures are the simulator's own costs during a night.
 type simFigures struct {
 	cpu     time.Duration // -1 when unknown
 	peakRSS int64         // since it started; 0 when unknown
 }
 
+// writeNight prints one night's figures.
 func writeNight(w io.Writer, o benchOptions, night int, fig runFigures, led *benchLedger, sim simFigures, rtt time.Duration) {
 	n := float64(fig.Certificates)
 	if n == 0 {
