@@ -364,18 +364,24 @@ func calibrate(ctx context.Context, sim *benchSim, conc int) (time.Duration, err
 
 // benchLedger is the part of kfsim's ledger the figures need.
 type benchLedger struct {
-	Requests []struct {
-		At       time.Time
-		Endpoint string
-	}
-	Renewals []struct {
-		At               time.Time
-		NewCertificateId int
-	}
-	Deploys []struct {
-		At            time.Time
-		CertificateId int
-	}
+	Requests []benchRequest
+	Renewals []benchRenewal
+	Deploys  []benchDeploy
+}
+
+type benchRequest struct {
+	At       time.Time
+	Endpoint string
+}
+
+type benchRenewal struct {
+	At               time.Time
+	NewCertificateId int
+}
+
+type benchDeploy struct {
+	At            time.Time
+	CertificateId int
 }
 
 // ledgerMarks are how long the ledger's lists were after a night.
