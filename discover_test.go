@@ -148,23 +148,11 @@ func (w *discoverWorld) point(t testing.TB, hostname string) {
 
 func (w *discoverWorld) path(name string) string { return filepath.Join(w.dir, name) }
 
-type discoverResult struct {
-	code           int
-	stdout, stderr string
-}
-
-// discoverMain runs the command line in-process.
-func discoverMain(t testing.TB, ctx context.Context, args ...string) discoverResult {
+// mustRun runs the command line in-process (runMain) and fails the test
+// unless it exits with want.
+func mustRun(t *testing.T, want int, args ...string) result {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code := Main(ctx, append([]string{"runner"}, args...), &out, &errOut)
-	return discoverResult{code, out.String(), errOut.String()}
-}
-
-// mustRun runs the command line and fails the test unless it exits with want.
-func mustRun(t testing.TB, want int, args ...string) discoverResult {
-	t.Helper()
-	r := discoverMain(t, context.Background(), args...)
+	r := runMain(t, context.Background(), args...)
 	if r.code != want {
 		t.Fatalf("runner %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, want, r.stdout, r.stderr)
 	}
@@ -659,7 +647,7 @@ func TestDiscoverErrors(t *testing.T) {
 				ctx = context.Background()
 			}
 			asked := len(w.sim.Ledger().Requests)
-			r := discoverMain(t, ctx, append([]string{"discover"}, tt.args...)...)
+			r := runMain(t, ctx, append([]string{"discover"}, tt.args...)...)
 			if r.code != tt.want || !strings.Contains(r.stderr, tt.wantStderr) {
 				t.Fatalf("exit %d, want %d with %q in stderr:\n%s", r.code, tt.want, tt.wantStderr, r.stderr)
 			}
@@ -920,9 +908,10 @@ func BenchmarkDiscover(b *testing.B) {
 	}
 	out := filepath.Join(b.TempDir(), "plan.csv")
 	for b.Loop() {
-		r := discoverMain(b, context.Background(), "discover", "--out", out)
-		if r.code != exitOK || !strings.Contains(r.stderr, fmt.Sprintf("%d rows written", n)) {
-			b.Fatalf("exit %d:\n%s", r.code, r.stderr)
+		var errOut bytes.Buffer
+		code := Main(context.Background(), []string{"runner", "discover", "--out", out}, io.Discard, &errOut)
+		if code != exitOK || !strings.Contains(errOut.String(), fmt.Sprintf("%d rows written", n)) {
+			b.Fatalf("exit %d:\n%s", code, errOut.String())
 		}
 	}
 	b.StopTimer()
