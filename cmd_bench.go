@@ -319,6 +319,13 @@ func (s *benchSim) stop() {
 	}
 }
 
+// benchConnection is the connection to the simulator at base, as its demo
+// user, for the round-trip measurement and the runs alike.
+func benchConnection(base, apiPath, caCert string) keyfactor.Config {
+	return keyfactor.Config{Hostname: base, APIPath: apiPath, CACert: caCert,
+		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version()}
+}
+
 // calibrate measures the round trip of a bare request at the run's
 // concurrency: conc loops of GET /Status/Endpoints through a client like
 // the run's, the first request of each (its connection's handshake) left
@@ -326,8 +333,7 @@ func (s *benchSim) stop() {
 // machine's.
 func calibrate(ctx context.Context, sim *benchSim, conc int) (time.Duration, error) {
 	inv := &invocation{log: slog.New(slog.DiscardHandler), cfg: runner.Config{Concurrency: conc}}
-	client, err := inv.connect(keyfactor.Config{Hostname: sim.base, APIPath: sim.apiPath, CACert: sim.caCert,
-		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version()})
+	client, err := inv.connect(benchConnection(sim.base, sim.apiPath, sim.caCert))
 	if err != nil {
 		return 0, err
 	}
@@ -475,10 +481,7 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(t.log, &slog.HandlerOptions{Level: slog.LevelError}))
 	inv := &invocation{log: logger, cfg: runner.Config{Concurrency: t.concurrency}, rate: t.rate}
-	client, err := inv.connect(keyfactor.Config{
-		Hostname: t.base, APIPath: t.apiPath, CACert: t.caCert,
-		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version(),
-	})
+	client, err := inv.connect(benchConnection(t.base, t.apiPath, t.caCert))
 	if err != nil {
 		return fig, err
 	}
