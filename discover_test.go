@@ -607,6 +607,10 @@ func TestDiscoverErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("certificate_id,store_id\nabc,"+discStoreWeb+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	good := w.path("good.csv")
+	if err := os.WriteFile(good, []byte("certificate_id,store_id\n1002,"+discStoreWeb+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -628,6 +632,8 @@ func TestDiscoverErrors(t *testing.T) {
 		{name: "an argument", args: []string{"plan.csv"}, want: exitUsage, wantStderr: "discover takes no arguments"},
 		{name: "no plan to update", args: []string{"--update", w.path("none.csv")}, want: exitUsage, wantStderr: "--update: open"},
 		{name: "a broken plan to update", args: []string{"--update", bad}, want: exitUsage, wantStderr: `certificate_id: not a positive integer: "abc"`},
+		{name: "no state file", args: []string{"--update", good, "--state", w.path("none.db")}, want: exitUsage,
+			wantStderr: "--state " + w.path("none.db") + ": no such file"},
 		{name: "no hostname", env: map[string]string{"KEYFACTOR_HOSTNAME": ""}, want: exitUsage, wantStderr: "KEYFACTOR_HOSTNAME"},
 		{name: "query refused", args: []string{"--query", "Nonsense -eq 1"}, want: exitUsage, contacts: true,
 			wantStderr: "runner: hint: check --query: Field -op value clauses"},
