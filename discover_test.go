@@ -54,6 +54,8 @@ type discoverWorld struct {
 
 	mu      sync.Mutex
 	queries []string // of every GET /Certificates, in order
+	// rewrite, when set, edits the body of every GET /Certificates answer.
+	rewrite func(body []byte) []byte
 }
 
 // newDiscoverWorld serves this world, edited by edit:
@@ -120,12 +122,24 @@ func newDiscoverWorldWith(t testing.TB, opts kfsim.Options, edit func(*kfsim.Fix
 	}
 	w := &discoverWorld{sim: sim, dir: t.TempDir()}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Certificates") {
-			w.mu.Lock()
-			w.queries = append(w.queries, r.URL.RawQuery)
-			w.mu.Unlock()
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/Certificates") {
+			sim.ServeHTTP(rw, r)
+			return
 		}
-		sim.ServeHTTP(rw, r)
+		w.mu.Lock()
+		w.queries = append(w.queries, r.URL.RawQuery)
+		rewrite := w.rewrite
+		w.mu.Unlock()
+		if rewrite == nil {
+			sim.ServeHTTP(rw, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		maps.Copy(rw.Header(), rec.Header())
+		rw.Header().Del("Content-Length")
+		rw.WriteHeader(rec.Code)
+		rw.Write(rewrite(rec.Body.Bytes()))
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { sim.CheckNoUnknownRoutes(t) })
@@ -927,6 +941,30 @@ func BenchmarkDiscover(b *testing.B) {
 	}
 	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB") // Linux reports KiB
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "certificates/s")
+}
+
+// TestDiscoverUnreadableRecord: a certificate record Command sends that
+// cannot be read gets no row; the plan lists it at the end, the summary
+// counts it and a warning names it, and the rest of its page is written.
+func TestDiscoverUnreadableRecord(t *testing.T) {
+	w := newDiscoverWorld(t, nil)
+	thumb := []byte(`"` + certificateThumbprint(t, w.sim, 1002) + `"`)
+	w.rewrite = func(body []byte) []byte { return bytes.ReplaceAll(body, thumb, []byte(`"not-a-thumbprint"`)) }
+	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
+	text := readText(t, w.path("plan.csv"))
+	want := slices.DeleteFunc(slices.Clone(discoveredRows), func(row string) bool { return strings.HasPrefix(row, "1002 ") })
+	if got := planRows(t, text); !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	if !strings.Contains(text, "# Left out: 1 certificate record Command sent that could not be read:\n#   page 1 record 1 (id 1002): ") {
+		t.Errorf("the plan does not list the unreadable record:\n%s", text)
+	}
+	for _, want := range []string{"1 unreadable certificate record: listed at the end of the plan\n",
+		`msg="Command sent a certificate record that could not be read; it is not in the plan" id=1002`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
 }
 
 type failingStdout struct{}
