@@ -508,20 +508,13 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 	if err := errors.Join(runErr, repErr, closeErr); err != nil {
 		return fig, err
 	}
+	counts := rep.Counts()
+	fig.Rows, fig.Succeeded, fig.Failed, fig.Skipped = len(rep.Rows), counts[report.Succeeded], counts[report.Failed], counts[report.Skipped]
 	certs := map[int]bool{}
-	fig.Rows = len(rep.Rows)
 	for _, row := range rep.Rows {
 		certs[row.CertificateID] = true
-		switch row.Status {
-		case report.Succeeded:
-			fig.Succeeded++
-		case report.Failed:
-			fig.Failed++
-			if fig.FirstFailure == "" {
-				fig.FirstFailure = fmt.Sprintf("line %d: %s", row.Line, row.Detail)
-			}
-		case report.Skipped:
-			fig.Skipped++
+		if row.Status == report.Failed && fig.FirstFailure == "" {
+			fig.FirstFailure = fmt.Sprintf("line %d: %s", row.Line, row.Detail)
 		}
 	}
 	fig.Certificates = len(certs)
