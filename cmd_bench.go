@@ -457,8 +457,7 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 	var fig runFigures
 	// What came before (the simulator's start, an earlier night's ledger)
 	// must not count in this run's peak.
-	runtime.GC()
-	debug.FreeOSMemory()
+	debug.FreeOSMemory() // a GC, then the freed memory back to the system
 	resetPeakRSS()
 	cpu0 := selfCPU()
 	start := time.Now()
