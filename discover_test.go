@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -189,26 +188,10 @@ func planRows(t testing.TB, text string) []string {
 	return out
 }
 
-func readText(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // reportWarnings reads a JSON report's warnings, and its row count.
-func reportWarnings(t testing.TB, path string) ([]string, int) {
+func reportWarnings(t *testing.T, path string) ([]string, int) {
 	t.Helper()
-	var rep struct {
-		Rows []struct {
-			Warnings []string `json:"warnings"`
-		} `json:"rows"`
-	}
-	if err := json.Unmarshal([]byte(readText(t, path)), &rep); err != nil {
-		t.Fatalf("report %s: %v", path, err)
-	}
+	rep := readReport(t, path)
 	var out []string
 	for _, r := range rep.Rows {
 		out = append(out, r.Warnings...)
@@ -243,7 +226,7 @@ func TestDiscoverValidatePlanRunUpdate(t *testing.T) {
 	w := newDiscoverWorld(t, nil)
 	planPath, state := w.path("plan.csv"), w.path("state.db")
 	mustRun(t, exitOK, "discover", "--out", planPath)
-	text := readText(t, planPath)
+	text := mustRead(t, planPath)
 	if got := planRows(t, text); !slices.Equal(got, discoveredRows) {
 		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(discoveredRows, "\n"))
 	}
@@ -305,7 +288,7 @@ func TestDiscoverValidatePlanRunUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
-	updated := readText(t, w.path("plan.updated.csv"))
+	updated := mustRead(t, w.path("plan.updated.csv"))
 	if !strings.HasPrefix(updated, text) {
 		t.Fatalf("--update changed the plan's own lines:\n%s", updated)
 	}
@@ -350,7 +333,7 @@ func TestDiscoverComments(t *testing.T) {
 	})
 	before := time.Now().UTC().Truncate(time.Second)
 	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
-	text := readText(t, w.path("plan.csv"))
+	text := mustRead(t, w.path("plan.csv"))
 	lines := strings.Split(text, "\n")
 
 	header := slices.Index(lines, "certificate_id,thumbprint,store_id,alias,overwrite,password")
@@ -528,11 +511,11 @@ func TestDiscoverUpdate(t *testing.T) {
 			out := planPath
 			if tt.written != "" {
 				out = w.path(tt.written)
-				if got := readText(t, planPath); got != before {
+				if got := mustRead(t, planPath); got != before {
 					t.Errorf("the plan itself changed without --in-place")
 				}
 			}
-			after := readText(t, out)
+			after := mustRead(t, out)
 			if !strings.HasPrefix(after, before) {
 				t.Fatalf("the plan's lines changed:\n%s\nwant them to start with:\n%s", after, before)
 			}
@@ -553,7 +536,7 @@ func TestDiscoverUpdate(t *testing.T) {
 
 			// Again, on the updated plan: nothing to add, nothing written.
 			again := mustRun(t, exitOK, "discover", "--update", out, "--in-place")
-			if !strings.Contains(again.stderr, "nothing to add") || readText(t, out) != after {
+			if !strings.Contains(again.stderr, "nothing to add") || mustRead(t, out) != after {
 				t.Errorf("a second update should change nothing:\n%s", again.stderr)
 			}
 			entries, _ := os.ReadDir(w.dir)
@@ -850,7 +833,7 @@ func TestDiscoverUpdateFindsRenewalsOfThumbprintRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
-	after := readText(t, w.path("plan.updated.csv"))
+	after := mustRead(t, w.path("plan.updated.csv"))
 	// In id order: 1006 comes before the renewal of 1002.
 	want := []string{certificateThumbprint(t, w.sim, 1006) + "," + discStoreIIS + ",,true", old + "," + discStoreNew + ",api2,true"}
 	if got := dataLines(after[len(before):]); !slices.Equal(got, want) {
@@ -951,7 +934,7 @@ func TestDiscoverUnreadableRecord(t *testing.T) {
 	thumb := []byte(`"` + certificateThumbprint(t, w.sim, 1002) + `"`)
 	w.rewrite = func(body []byte) []byte { return bytes.ReplaceAll(body, thumb, []byte(`"not-a-thumbprint"`)) }
 	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
-	text := readText(t, w.path("plan.csv"))
+	text := mustRead(t, w.path("plan.csv"))
 	want := slices.DeleteFunc(slices.Clone(discoveredRows), func(row string) bool { return strings.HasPrefix(row, "1002 ") })
 	if got := planRows(t, text); !slices.Equal(got, want) {
 		t.Errorf("rows %q, want %q", got, want)
