@@ -143,20 +143,15 @@ func newDiscoverWorldWith(t testing.TB, opts kfsim.Options, edit func(*kfsim.Fix
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { sim.CheckNoUnknownRoutes(t) })
 	w.url = srv.URL
-	w.point(t, srv.URL)
-	return w
-}
-
-// point sets the connection environment Main reads.
-func (w *discoverWorld) point(t testing.TB, hostname string) {
-	t.Helper()
+	// The connection environment Main reads.
 	for k, v := range map[string]string{
-		"KEYFACTOR_HOSTNAME": hostname, "KEYFACTOR_USERNAME": discUser, "KEYFACTOR_DOMAIN": discDomain,
+		"KEYFACTOR_HOSTNAME": srv.URL, "KEYFACTOR_USERNAME": discUser, "KEYFACTOR_DOMAIN": discDomain,
 		"KEYFACTOR_PASSWORD": discPassword, "KEYFACTOR_API_PATH": w.sim.BasePath(), "RUNNER_COLLECTION_ID": "",
 		"RUNNER_STATE_DIR": filepath.Join(w.dir, "state-dir"), "RUNNER_LOG_FORMAT": "text",
 	} {
 		t.Setenv(k, v)
 	}
+	return w
 }
 
 func (w *discoverWorld) path(name string) string { return filepath.Join(w.dir, name) }
