@@ -927,7 +927,9 @@ func BenchmarkDiscover(b *testing.B) {
 func TestDiscoverUnreadableRecord(t *testing.T) {
 	w := newDiscoverWorld(t, nil)
 	thumb := []byte(`"` + certificateThumbprint(t, w.sim, 1002) + `"`)
+	w.mu.Lock()
 	w.rewrite = func(body []byte) []byte { return bytes.ReplaceAll(body, thumb, []byte(`"not-a-thumbprint"`)) }
+	w.mu.Unlock()
 	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
 	text := mustRead(t, w.path("plan.csv"))
 	want := slices.DeleteFunc(slices.Clone(discoveredRows), func(row string) bool { return strings.HasPrefix(row, "1002 ") })
