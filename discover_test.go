@@ -726,9 +726,8 @@ func TestDiscoverProgress(t *testing.T) {
 // collection when one is given, and a server that caps the page size is
 // paged all the same.
 func TestDiscoverRequests(t *testing.T) {
-	// Pages of 3: kfsim reads the store types' paging parameters only
-	// unprefixed, not as cstquery.*, so a cap below the 3 store types
-	// would hide some from the client.
+	// Pages of 3: the certificates take two pages (the store and store
+	// type lists are capped alike, and paged by the client all the same).
 	w := newDiscoverWorldWith(t, kfsim.Options{MaxPageSize: 3}, nil)
 	tests := []struct {
 		name      string
