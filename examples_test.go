@@ -250,9 +250,11 @@ func setExampleEnv(t *testing.T, env map[string]string) {
 }
 
 // checkRunnerCommand parses argv as the command want ("run" or
-// "schedule") and checks what readInvocation would check before contacting
-// anything: the run configuration, the output formats, the jitter and the
-// schedule.
+// "schedule") and checks part of what runner checks before contacting
+// anything: the run configuration (runConfig), the output formats, the
+// jitter and, for schedule, the --cron spec. Not the rest of
+// readInvocation: it reads the connection, whose password file exists only
+// where the example is installed.
 func checkRunnerCommand(t *testing.T, where string, argv []string, env map[string]string, want string) (*cli.Context, []error) {
 	fail := func(format string, a ...any) []error {
 		return []error{fmt.Errorf("%s: %s: %s", where, strings.Join(argv, " "), fmt.Sprintf(format, a...))}
