@@ -79,7 +79,6 @@ type discoverOptions struct {
 	includeExpired bool
 	out            string // "" for stdout
 	update         string // the plan to add rows to, "" for a new plan
-	inPlace        bool
 }
 
 func discoverAction(c *cli.Context) error {
@@ -177,17 +176,18 @@ func discoverFailed(c *cli.Context, err error) error {
 
 // readDiscoverOptions checks every flag before anything is contacted.
 func readDiscoverOptions(c *cli.Context, now time.Time) (discoverOptions, error) {
-	opts := discoverOptions{includeExpired: c.Bool("include-expired"), out: c.String("out"), update: c.String("update"), inPlace: c.Bool("in-place")}
+	opts := discoverOptions{includeExpired: c.Bool("include-expired"), out: c.String("out"), update: c.String("update")}
+	inPlace := c.Bool("in-place") // becomes out: the plan itself
 	var err error
 	if opts.query, err = discoverQuery(c.String("query"), c.String("expiring-within"), c.String("template"), now); err != nil {
 		return opts, err
 	}
 	switch {
-	case opts.inPlace && opts.update == "":
+	case inPlace && opts.update == "":
 		return opts, usageError{msg: "--in-place needs --update PLAN.csv", hint: "runner discover --update plan.csv --in-place"}
-	case opts.inPlace && opts.out != "":
+	case inPlace && opts.out != "":
 		return opts, usageError{msg: "--in-place and --out both given", hint: "--in-place replaces the plan itself; --out writes the updated plan elsewhere"}
-	case opts.inPlace:
+	case inPlace:
 		opts.out = opts.update
 	case opts.update != "" && opts.out == "":
 		opts.out = updatedName(opts.update)
