@@ -2,33 +2,19 @@ package main
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-// buildRunner builds the binary `runner bench` starts the simulator and
-// shard processes from (a test binary cannot be `runner sim`).
-func buildRunner(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "runner")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // `runner bench` prints every figure issue 10 asks for, for each night;
 // their values depend on the machine and are not checked, only that the
 // runs did what they should (every row succeeded, the second night renewed
 // nothing).
 func TestBenchPrintsItsFigures(t *testing.T) {
-	bin := buildRunner(t)
+	bin := runnerBinary(t) // a test binary cannot be `runner sim`
 	figures := []string{"round trip:", "rows", "wall", "ideal", "ratio ideal/wall", "against the round trip", "throughput",
 		"requests/certificate", "beyond preflight", "request rate", "renew→deploy gap", "runner CPU/row", "runner peak RSS",
 		"journal commits/certificate", "kfsim CPU/request"}
@@ -142,32 +128,14 @@ func TestPercentile(t *testing.T) {
 // renewals without a new certificate, and later deploys, are left out.
 func TestRenewDeployGaps(t *testing.T) {
 	at := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
-	l := &benchLedger{}
-	l.Renewals = append(l.Renewals,
-		struct {
-			At               time.Time
-			NewCertificateId int
-		}{at, 2001},
-		struct {
-			At               time.Time
-			NewCertificateId int
-		}{at.Add(time.Second), 2002},
-		struct {
-			At               time.Time
-			NewCertificateId int
-		}{at, 0}) // pending: nothing to deploy yet
-	for _, d := range []struct {
-		cert  int
-		after time.Duration
-	}{{2002, 1030 * time.Millisecond}, {2001, 25 * time.Millisecond}, {2001, 900 * time.Millisecond}, {9999, 0}} {
-		l.Deploys = append(l.Deploys, struct {
-			At            time.Time
-			CertificateId int
-		}{at.Add(d.after), d.cert})
+	l := &benchLedger{
+		Renewals: []benchRenewal{{at, 2001}, {at.Add(time.Second), 2002}, {at, 0}}, // 0: pending, nothing to deploy yet
+		Deploys: []benchDeploy{{at.Add(1030 * time.Millisecond), 2002}, {at.Add(25 * time.Millisecond), 2001},
+			{at.Add(900 * time.Millisecond), 2001}, {at, 9999}},
 	}
 	got := renewDeployGaps(l)
 	want := []time.Duration{25 * time.Millisecond, 30 * time.Millisecond}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+	if !slices.Equal(got, want) {
 		t.Errorf("gaps = %v, want %v", got, want)
 	}
 }

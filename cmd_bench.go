@@ -319,6 +319,13 @@ func (s *benchSim) stop() {
 	}
 }
 
+// benchConnection is the connection to the simulator at base, as its demo
+// user, for the round-trip measurement and the runs alike.
+func benchConnection(base, apiPath, caCert string) keyfactor.Config {
+	return keyfactor.Config{Hostname: base, APIPath: apiPath, CACert: caCert,
+		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version()}
+}
+
 // calibrate measures the round trip of a bare request at the run's
 // concurrency: conc loops of GET /Status/Endpoints through a client like
 // the run's, the first request of each (its connection's handshake) left
@@ -326,8 +333,7 @@ func (s *benchSim) stop() {
 // machine's.
 func calibrate(ctx context.Context, sim *benchSim, conc int) (time.Duration, error) {
 	inv := &invocation{log: slog.New(slog.DiscardHandler), cfg: runner.Config{Concurrency: conc}}
-	client, err := inv.connect(keyfactor.Config{Hostname: sim.base, APIPath: sim.apiPath, CACert: sim.caCert,
-		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version()})
+	client, err := inv.connect(benchConnection(sim.base, sim.apiPath, sim.caCert))
 	if err != nil {
 		return 0, err
 	}
@@ -364,18 +370,24 @@ func calibrate(ctx context.Context, sim *benchSim, conc int) (time.Duration, err
 
 // benchLedger is the part of kfsim's ledger the figures need.
 type benchLedger struct {
-	Requests []struct {
-		At       time.Time
-		Endpoint string
-	}
-	Renewals []struct {
-		At               time.Time
-		NewCertificateId int
-	}
-	Deploys []struct {
-		At            time.Time
-		CertificateId int
-	}
+	Requests []benchRequest
+	Renewals []benchRenewal
+	Deploys  []benchDeploy
+}
+
+type benchRequest struct {
+	At       time.Time
+	Endpoint string
+}
+
+type benchRenewal struct {
+	At               time.Time
+	NewCertificateId int
+}
+
+type benchDeploy struct {
+	At            time.Time
+	CertificateId int
 }
 
 // ledgerMarks are how long the ledger's lists were after a night.
@@ -445,8 +457,7 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 	var fig runFigures
 	// What came before (the simulator's start, an earlier night's ledger)
 	// must not count in this run's peak.
-	runtime.GC()
-	debug.FreeOSMemory()
+	debug.FreeOSMemory() // a GC, then the freed memory back to the system
 	resetPeakRSS()
 	cpu0 := selfCPU()
 	start := time.Now()
@@ -469,10 +480,7 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(t.log, &slog.HandlerOptions{Level: slog.LevelError}))
 	inv := &invocation{log: logger, cfg: runner.Config{Concurrency: t.concurrency}, rate: t.rate}
-	client, err := inv.connect(keyfactor.Config{
-		Hostname: t.base, APIPath: t.apiPath, CACert: t.caCert,
-		Username: demoUser, Domain: demoDomain, Password: demoPassword, UserAgent: "runner-bench/" + version(),
-	})
+	client, err := inv.connect(benchConnection(t.base, t.apiPath, t.caCert))
 	if err != nil {
 		return fig, err
 	}
@@ -499,20 +507,13 @@ func benchRun(ctx context.Context, t benchTarget) (runFigures, error) {
 	if err := errors.Join(runErr, repErr, closeErr); err != nil {
 		return fig, err
 	}
+	counts := rep.Counts()
+	fig.Rows, fig.Succeeded, fig.Failed, fig.Skipped = len(rep.Rows), counts[report.Succeeded], counts[report.Failed], counts[report.Skipped]
 	certs := map[int]bool{}
-	fig.Rows = len(rep.Rows)
 	for _, row := range rep.Rows {
 		certs[row.CertificateID] = true
-		switch row.Status {
-		case report.Succeeded:
-			fig.Succeeded++
-		case report.Failed:
-			fig.Failed++
-			if fig.FirstFailure == "" {
-				fig.FirstFailure = fmt.Sprintf("line %d: %s", row.Line, row.Detail)
-			}
-		case report.Skipped:
-			fig.Skipped++
+		if row.Status == report.Failed && fig.FirstFailure == "" {
+			fig.FirstFailure = fmt.Sprintf("line %d: %s", row.Line, row.Detail)
 		}
 	}
 	fig.Certificates = len(certs)
@@ -618,13 +619,13 @@ func benchShardAction(c *cli.Context) error {
 // preflightEndpoints are the ledger's endpoint keys of preflight reads.
 var preflightEndpoints = map[string]bool{"status": true, "permissions": true, "stores": true, "store": true, "storetypes": true, "token": true}
 
-// writeNight prints one night's figures.
 // simFigures are the simulator's own costs during a night.
 type simFigures struct {
 	cpu     time.Duration // -1 when unknown
 	peakRSS int64         // since it started; 0 when unknown
 }
 
+// writeNight prints one night's figures.
 func writeNight(w io.Writer, o benchOptions, night int, fig runFigures, led *benchLedger, sim simFigures, rtt time.Duration) {
 	n := float64(fig.Certificates)
 	if n == 0 {

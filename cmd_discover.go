@@ -79,7 +79,6 @@ type discoverOptions struct {
 	includeExpired bool
 	out            string // "" for stdout
 	update         string // the plan to add rows to, "" for a new plan
-	inPlace        bool
 }
 
 func discoverAction(c *cli.Context) error {
@@ -177,17 +176,18 @@ func discoverFailed(c *cli.Context, err error) error {
 
 // readDiscoverOptions checks every flag before anything is contacted.
 func readDiscoverOptions(c *cli.Context, now time.Time) (discoverOptions, error) {
-	opts := discoverOptions{includeExpired: c.Bool("include-expired"), out: c.String("out"), update: c.String("update"), inPlace: c.Bool("in-place")}
+	opts := discoverOptions{includeExpired: c.Bool("include-expired"), out: c.String("out"), update: c.String("update")}
+	inPlace := c.Bool("in-place") // becomes out: the plan itself
 	var err error
 	if opts.query, err = discoverQuery(c.String("query"), c.String("expiring-within"), c.String("template"), now); err != nil {
 		return opts, err
 	}
 	switch {
-	case opts.inPlace && opts.update == "":
+	case inPlace && opts.update == "":
 		return opts, usageError{msg: "--in-place needs --update PLAN.csv", hint: "runner discover --update plan.csv --in-place"}
-	case opts.inPlace && opts.out != "":
+	case inPlace && opts.out != "":
 		return opts, usageError{msg: "--in-place and --out both given", hint: "--in-place replaces the plan itself; --out writes the updated plan elsewhere"}
-	case opts.inPlace:
+	case inPlace:
 		opts.out = opts.update
 	case opts.update != "" && opts.out == "":
 		opts.out = updatedName(opts.update)
@@ -238,12 +238,10 @@ func updatedName(path string) string {
 
 // existingPlan is the plan --update adds rows to.
 type existingPlan struct {
-	path    string
 	raw     []byte
-	columns map[string]bool
+	plan    *plan.Plan
 	byID    map[int]*plan.Job
 	byThumb map[string]*plan.Job
-	plan    *plan.Plan
 }
 
 // readExistingPlan reads and validates the plan to update: rows can only
@@ -257,10 +255,7 @@ func readExistingPlan(path string) (*existingPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &existingPlan{path: path, raw: raw, plan: p, columns: map[string]bool{}, byID: map[int]*plan.Job{}, byThumb: map[string]*plan.Job{}}
-	for _, col := range p.Columns {
-		e.columns[col] = true
-	}
+	e := &existingPlan{raw: raw, plan: p, byID: map[int]*plan.Job{}, byThumb: map[string]*plan.Job{}}
 	for _, job := range p.Jobs {
 		for _, r := range job.Rows {
 			if r.CertificateID != 0 && e.byID[r.CertificateID] == nil {
@@ -273,6 +268,9 @@ func readExistingPlan(path string) (*existingPlan, error) {
 	}
 	return e, nil
 }
+
+// hasColumn reports whether the plan has the column name (canonical).
+func (e *existingPlan) hasColumn(name string) bool { return slices.Contains(e.plan.Columns, name) }
 
 // jobs returns the plan's jobs of a certificate: the one naming its id and
 // the one naming its thumbprint (one job when a row names both, nil for
@@ -399,7 +397,7 @@ func (d *discoverer) preflight(ctx context.Context) error {
 func (d *discoverer) write(ctx context.Context, w io.Writer) error {
 	var err error
 	if d.existing != nil {
-		d.w, err = plan.AppendTo(w, d.existing.raw, d.existing.path)
+		d.w, err = plan.AppendTo(w, d.existing.raw, d.existing.plan.Path)
 	} else {
 		d.w, err = plan.NewWriter(w, discoverColumns)
 	}
@@ -675,7 +673,7 @@ func (d *discoverer) planJobs(ctx context.Context, c *keyfactor.Certificate) (in
 	if jobs := d.existing.jobs(root, ""); len(jobs) > 0 {
 		return root, jobs, nil
 	}
-	if !d.existing.columns["thumbprint"] {
+	if !d.existing.hasColumn("thumbprint") {
 		return c.Id, nil, nil
 	}
 	// The plan may name the root by thumbprint only: one read finds it.
@@ -717,7 +715,7 @@ func (d *discoverer) addRow(c *keyfactor.Certificate, root int, jobs []*plan.Job
 		}
 	} else {
 		cells["certificate_id"], cells["thumbprint"], cells["password"] = strconv.Itoa(root), c.Thumbprint, password
-		if password != "" && !d.existing.columns["password"] {
+		if password != "" && !d.existing.hasColumn("password") {
 			d.leftOut = append(d.leftOut, fmt.Sprintf("certificate %d in store %s (%s), alias %s: needs an entry password (%s), but the plan has no password column",
 				c.Id, t.store.Id, storeLabel(t.store), shownAlias(alias), password))
 			return nil
@@ -730,7 +728,7 @@ func (d *discoverer) addRow(c *keyfactor.Certificate, root int, jobs []*plan.Job
 	// certificate (certificate_id, thumbprint or both) and which settings
 	// it has; a password it needs was checked above.
 	for name := range cells {
-		if !d.existing.columns[name] {
+		if !d.existing.hasColumn(name) {
 			delete(cells, name)
 		}
 	}
@@ -872,10 +870,10 @@ func (d *discoverer) summary(w io.Writer, name string) {
 	switch {
 	case name == "":
 		fmt.Fprintf(w, "runner discover: %s read, nothing to add: %s has all %s; no file written\n",
-			nounCount(d.certs, "1 certificate", "%d certificates"), d.existing.path, nounCount(d.inPlan, "1 location", "%d locations"))
+			nounCount(d.certs, "1 certificate", "%d certificates"), d.existing.plan.Path, nounCount(d.inPlan, "1 location", "%d locations"))
 	case d.existing != nil:
 		fmt.Fprintf(w, "runner discover: %s read, %s %s to %s (%s already in %s)\n", nounCount(d.certs, "1 certificate", "%d certificates"),
-			nounCount(d.rows, "1 row", "%d rows"), verb, name, nounCount(d.inPlan, "1 location", "%d locations"), d.existing.path)
+			nounCount(d.rows, "1 row", "%d rows"), verb, name, nounCount(d.inPlan, "1 location", "%d locations"), d.existing.plan.Path)
 	default:
 		fmt.Fprintf(w, "runner discover: %s read, %s %s to %s\n", nounCount(d.certs, "1 certificate", "%d certificates"), nounCount(d.rows, "1 row", "%d rows"), verb, name)
 	}

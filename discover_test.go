@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +53,8 @@ type discoverWorld struct {
 
 	mu      sync.Mutex
 	queries []string // of every GET /Certificates, in order
+	// rewrite, when set, edits the body of every GET /Certificates answer.
+	rewrite func(body []byte) []byte
 }
 
 // newDiscoverWorld serves this world, edited by edit:
@@ -120,51 +121,46 @@ func newDiscoverWorldWith(t testing.TB, opts kfsim.Options, edit func(*kfsim.Fix
 	}
 	w := &discoverWorld{sim: sim, dir: t.TempDir()}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Certificates") {
-			w.mu.Lock()
-			w.queries = append(w.queries, r.URL.RawQuery)
-			w.mu.Unlock()
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/Certificates") {
+			sim.ServeHTTP(rw, r)
+			return
 		}
-		sim.ServeHTTP(rw, r)
+		w.mu.Lock()
+		w.queries = append(w.queries, r.URL.RawQuery)
+		rewrite := w.rewrite
+		w.mu.Unlock()
+		if rewrite == nil {
+			sim.ServeHTTP(rw, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		maps.Copy(rw.Header(), rec.Header())
+		rw.Header().Del("Content-Length")
+		rw.WriteHeader(rec.Code)
+		rw.Write(rewrite(rec.Body.Bytes()))
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { sim.CheckNoUnknownRoutes(t) })
 	w.url = srv.URL
-	w.point(t, srv.URL)
-	return w
-}
-
-// point sets the connection environment Main reads.
-func (w *discoverWorld) point(t testing.TB, hostname string) {
-	t.Helper()
+	// The connection environment Main reads.
 	for k, v := range map[string]string{
-		"KEYFACTOR_HOSTNAME": hostname, "KEYFACTOR_USERNAME": discUser, "KEYFACTOR_DOMAIN": discDomain,
+		"KEYFACTOR_HOSTNAME": srv.URL, "KEYFACTOR_USERNAME": discUser, "KEYFACTOR_DOMAIN": discDomain,
 		"KEYFACTOR_PASSWORD": discPassword, "KEYFACTOR_API_PATH": w.sim.BasePath(), "RUNNER_COLLECTION_ID": "",
 		"RUNNER_STATE_DIR": filepath.Join(w.dir, "state-dir"), "RUNNER_LOG_FORMAT": "text",
 	} {
 		t.Setenv(k, v)
 	}
+	return w
 }
 
 func (w *discoverWorld) path(name string) string { return filepath.Join(w.dir, name) }
 
-type discoverResult struct {
-	code           int
-	stdout, stderr string
-}
-
-// discoverMain runs the command line in-process.
-func discoverMain(t testing.TB, ctx context.Context, args ...string) discoverResult {
+// mustRun runs the command line in-process (runMain) and fails the test
+// unless it exits with want.
+func mustRun(t *testing.T, want int, args ...string) result {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code := Main(ctx, append([]string{"runner"}, args...), &out, &errOut)
-	return discoverResult{code, out.String(), errOut.String()}
-}
-
-// mustRun runs the command line and fails the test unless it exits with want.
-func mustRun(t testing.TB, want int, args ...string) discoverResult {
-	t.Helper()
-	r := discoverMain(t, context.Background(), args...)
+	r := runMain(t, context.Background(), args...)
 	if r.code != want {
 		t.Fatalf("runner %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, want, r.stdout, r.stderr)
 	}
@@ -187,26 +183,10 @@ func planRows(t testing.TB, text string) []string {
 	return out
 }
 
-func readText(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // reportWarnings reads a JSON report's warnings, and its row count.
-func reportWarnings(t testing.TB, path string) ([]string, int) {
+func reportWarnings(t *testing.T, path string) ([]string, int) {
 	t.Helper()
-	var rep struct {
-		Rows []struct {
-			Warnings []string `json:"warnings"`
-		} `json:"rows"`
-	}
-	if err := json.Unmarshal([]byte(readText(t, path)), &rep); err != nil {
-		t.Fatalf("report %s: %v", path, err)
-	}
+	rep := readReport(t, path)
 	var out []string
 	for _, r := range rep.Rows {
 		out = append(out, r.Warnings...)
@@ -241,7 +221,7 @@ func TestDiscoverValidatePlanRunUpdate(t *testing.T) {
 	w := newDiscoverWorld(t, nil)
 	planPath, state := w.path("plan.csv"), w.path("state.db")
 	mustRun(t, exitOK, "discover", "--out", planPath)
-	text := readText(t, planPath)
+	text := mustRead(t, planPath)
 	if got := planRows(t, text); !slices.Equal(got, discoveredRows) {
 		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(discoveredRows, "\n"))
 	}
@@ -303,7 +283,7 @@ func TestDiscoverValidatePlanRunUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
-	updated := readText(t, w.path("plan.updated.csv"))
+	updated := mustRead(t, w.path("plan.updated.csv"))
 	if !strings.HasPrefix(updated, text) {
 		t.Fatalf("--update changed the plan's own lines:\n%s", updated)
 	}
@@ -348,7 +328,7 @@ func TestDiscoverComments(t *testing.T) {
 	})
 	before := time.Now().UTC().Truncate(time.Second)
 	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
-	text := readText(t, w.path("plan.csv"))
+	text := mustRead(t, w.path("plan.csv"))
 	lines := strings.Split(text, "\n")
 
 	header := slices.Index(lines, "certificate_id,thumbprint,store_id,alias,overwrite,password")
@@ -526,11 +506,11 @@ func TestDiscoverUpdate(t *testing.T) {
 			out := planPath
 			if tt.written != "" {
 				out = w.path(tt.written)
-				if got := readText(t, planPath); got != before {
+				if got := mustRead(t, planPath); got != before {
 					t.Errorf("the plan itself changed without --in-place")
 				}
 			}
-			after := readText(t, out)
+			after := mustRead(t, out)
 			if !strings.HasPrefix(after, before) {
 				t.Fatalf("the plan's lines changed:\n%s\nwant them to start with:\n%s", after, before)
 			}
@@ -551,7 +531,7 @@ func TestDiscoverUpdate(t *testing.T) {
 
 			// Again, on the updated plan: nothing to add, nothing written.
 			again := mustRun(t, exitOK, "discover", "--update", out, "--in-place")
-			if !strings.Contains(again.stderr, "nothing to add") || readText(t, out) != after {
+			if !strings.Contains(again.stderr, "nothing to add") || mustRead(t, out) != after {
 				t.Errorf("a second update should change nothing:\n%s", again.stderr)
 			}
 			entries, _ := os.ReadDir(w.dir)
@@ -619,6 +599,10 @@ func TestDiscoverErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("certificate_id,store_id\nabc,"+discStoreWeb+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	good := w.path("good.csv")
+	if err := os.WriteFile(good, []byte("certificate_id,store_id\n1002,"+discStoreWeb+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -640,6 +624,8 @@ func TestDiscoverErrors(t *testing.T) {
 		{name: "an argument", args: []string{"plan.csv"}, want: exitUsage, wantStderr: "discover takes no arguments"},
 		{name: "no plan to update", args: []string{"--update", w.path("none.csv")}, want: exitUsage, wantStderr: "--update: open"},
 		{name: "a broken plan to update", args: []string{"--update", bad}, want: exitUsage, wantStderr: `certificate_id: not a positive integer: "abc"`},
+		{name: "no state file", args: []string{"--update", good, "--state", w.path("none.db")}, want: exitUsage,
+			wantStderr: "--state " + w.path("none.db") + ": no such file"},
 		{name: "no hostname", env: map[string]string{"KEYFACTOR_HOSTNAME": ""}, want: exitUsage, wantStderr: "KEYFACTOR_HOSTNAME"},
 		{name: "query refused", args: []string{"--query", "Nonsense -eq 1"}, want: exitUsage, contacts: true,
 			wantStderr: "runner: hint: check --query: Field -op value clauses"},
@@ -659,7 +645,7 @@ func TestDiscoverErrors(t *testing.T) {
 				ctx = context.Background()
 			}
 			asked := len(w.sim.Ledger().Requests)
-			r := discoverMain(t, ctx, append([]string{"discover"}, tt.args...)...)
+			r := runMain(t, ctx, append([]string{"discover"}, tt.args...)...)
 			if r.code != tt.want || !strings.Contains(r.stderr, tt.wantStderr) {
 				t.Fatalf("exit %d, want %d with %q in stderr:\n%s", r.code, tt.want, tt.wantStderr, r.stderr)
 			}
@@ -740,9 +726,8 @@ func TestDiscoverProgress(t *testing.T) {
 // collection when one is given, and a server that caps the page size is
 // paged all the same.
 func TestDiscoverRequests(t *testing.T) {
-	// Pages of 3: kfsim reads the store types' paging parameters only
-	// unprefixed, not as cstquery.*, so a cap below the 3 store types
-	// would hide some from the client.
+	// Pages of 3: the certificates take two pages (the store and store
+	// type lists are capped alike, and paged by the client all the same).
 	w := newDiscoverWorldWith(t, kfsim.Options{MaxPageSize: 3}, nil)
 	tests := []struct {
 		name      string
@@ -842,7 +827,7 @@ func TestDiscoverUpdateFindsRenewalsOfThumbprintRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, exitOK, "discover", "--state", state, "--update", planPath)
-	after := readText(t, w.path("plan.updated.csv"))
+	after := mustRead(t, w.path("plan.updated.csv"))
 	// In id order: 1006 comes before the renewal of 1002.
 	want := []string{certificateThumbprint(t, w.sim, 1006) + "," + discStoreIIS + ",,true", old + "," + discStoreNew + ",api2,true"}
 	if got := dataLines(after[len(before):]); !slices.Equal(got, want) {
@@ -920,9 +905,10 @@ func BenchmarkDiscover(b *testing.B) {
 	}
 	out := filepath.Join(b.TempDir(), "plan.csv")
 	for b.Loop() {
-		r := discoverMain(b, context.Background(), "discover", "--out", out)
-		if r.code != exitOK || !strings.Contains(r.stderr, fmt.Sprintf("%d rows written", n)) {
-			b.Fatalf("exit %d:\n%s", r.code, r.stderr)
+		var errOut bytes.Buffer
+		code := Main(context.Background(), []string{"runner", "discover", "--out", out}, io.Discard, &errOut)
+		if code != exitOK || !strings.Contains(errOut.String(), fmt.Sprintf("%d rows written", n)) {
+			b.Fatalf("exit %d:\n%s", code, errOut.String())
 		}
 	}
 	b.StopTimer()
@@ -932,6 +918,32 @@ func BenchmarkDiscover(b *testing.B) {
 	}
 	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB") // Linux reports KiB
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "certificates/s")
+}
+
+// TestDiscoverUnreadableRecord: a certificate record Command sends that
+// cannot be read gets no row; the plan lists it at the end, the summary
+// counts it and a warning names it, and the rest of its page is written.
+func TestDiscoverUnreadableRecord(t *testing.T) {
+	w := newDiscoverWorld(t, nil)
+	thumb := []byte(`"` + certificateThumbprint(t, w.sim, 1002) + `"`)
+	w.mu.Lock()
+	w.rewrite = func(body []byte) []byte { return bytes.ReplaceAll(body, thumb, []byte(`"not-a-thumbprint"`)) }
+	w.mu.Unlock()
+	r := mustRun(t, exitOK, "discover", "--out", w.path("plan.csv"))
+	text := mustRead(t, w.path("plan.csv"))
+	want := slices.DeleteFunc(slices.Clone(discoveredRows), func(row string) bool { return strings.HasPrefix(row, "1002 ") })
+	if got := planRows(t, text); !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	if !strings.Contains(text, "# Left out: 1 certificate record Command sent that could not be read:\n#   page 1 record 1 (id 1002): ") {
+		t.Errorf("the plan does not list the unreadable record:\n%s", text)
+	}
+	for _, want := range []string{"1 unreadable certificate record: listed at the end of the plan\n",
+		`msg="Command sent a certificate record that could not be read; it is not in the plan" id=1002`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
 }
 
 type failingStdout struct{}

@@ -7,8 +7,9 @@ package main
 // the real command line, so an unknown or misspelt flag, a bad value or a
 // flag after the plan fails; the systemd units and the Kubernetes manifest
 // are parsed strictly and their wiring checked (credentials, writable
-// paths, the shard count, the Secret and ConfigMap references). The mutation
-// test at the end shows each check catching the mistake it is for.
+// paths, the shard count, the Secret and ConfigMap references).
+// TestExampleChecksCatchMistakes shows each check catching the mistake it is
+// for.
 
 import (
 	"bytes"
@@ -38,7 +39,7 @@ import (
 )
 
 // exampleCheck checks one example file, given its content; t is only for
-// t.Setenv, the errors are returned so the mutation test can expect them.
+// t.Setenv, the errors are returned so TestExampleChecksCatchMistakes can expect them.
 type exampleCheck func(t *testing.T, path string, data []byte) []error
 
 // exampleChecks names the check of every file in examples/.
@@ -249,9 +250,11 @@ func setExampleEnv(t *testing.T, env map[string]string) {
 }
 
 // checkRunnerCommand parses argv as the command want ("run" or
-// "schedule") and checks what readInvocation would check before contacting
-// anything: the run configuration, the output formats, the jitter and the
-// schedule.
+// "schedule") and checks part of what runner checks before contacting
+// anything: the run configuration (runConfig), the output formats, the
+// jitter and, for schedule, the --cron spec. Not the rest of
+// readInvocation: it reads the connection, whose password file exists only
+// where the example is installed.
 func checkRunnerCommand(t *testing.T, where string, argv []string, env map[string]string, want string) (*cli.Context, []error) {
 	fail := func(format string, a ...any) []error {
 		return []error{fmt.Errorf("%s: %s: %s", where, strings.Join(argv, " "), fmt.Sprintf(format, a...))}
