@@ -90,11 +90,8 @@ type Shard struct {
 
 // Run describes the run as a whole.
 type Run struct {
-	Start, End time.Time
-	PlanFile   string
-	// PlanDir is the directory the plan's relative file: paths resolve from;
-	// "" means the directory of PlanFile.
-	PlanDir     string
+	Start, End  time.Time
+	PlanFile    string
 	Columns     []string // the plan's canonical column names, in file order
 	DryRun      bool
 	Interrupted bool
