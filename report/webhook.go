@@ -224,6 +224,7 @@ func newNotifyPayload(r *Report) notifyPayload {
 	if s := run.Shard; s != nil {
 		p.Shard = &jsonShard{Index: s.Index, Count: s.Count, Rows: s.Rows, PlanRows: s.PlanRows}
 	}
+	var failed []*Row
 	for i := range r.Rows {
 		row := &r.Rows[i]
 		if row.Status != Failed {
@@ -233,6 +234,7 @@ func newNotifyPayload(r *Report) notifyPayload {
 			p.FailedMore++
 			continue
 		}
+		failed = append(failed, row)
 		p.Failed = append(p.Failed, notifyRow{
 			Line:          row.Line,
 			CertificateID: jsonID(row.CertificateID),
@@ -252,12 +254,13 @@ func newNotifyPayload(r *Report) notifyPayload {
 	default:
 		p.Outcome = "succeeded"
 	}
-	p.Text = notifyText(r, &p)
+	p.Text = notifyText(&p, failed)
 	return p
 }
 
-// notifyText is the chat message: a headline, then up to five failed rows.
-func notifyText(r *Report, p *notifyPayload) string {
+// notifyText is the chat message: a headline, then up to five of failed,
+// the rows that p.Failed lists.
+func notifyText(p *notifyPayload, failed []*Row) string {
 	where := "runner"
 	if p.PlanFile != "" {
 		where += " " + p.PlanFile
@@ -276,20 +279,17 @@ func notifyText(r *Report, p *notifyPayload) string {
 		fmt.Fprintf(&b, "%s: %s, none failed (%d succeeded, %d skipped; %s renewed)",
 			where, plural(p.Total, "row"), p.Counts.Succeeded, p.Counts.Skipped, plural(p.Renewed, "certificate"))
 	}
-	if r.Run.DryRun {
+	if p.DryRun {
 		b.WriteString(" [dry run]")
 	}
 	const listed = 5
-	for i, f := range p.Failed {
+	for i, row := range failed {
 		if i == listed {
-			fmt.Fprintf(&b, "\n… and %d more failed rows in the report", len(p.Failed)-listed+p.FailedMore)
+			fmt.Fprintf(&b, "\n… and %d more failed rows in the report", len(failed)-listed+p.FailedMore)
 			break
 		}
-		name := f.Thumbprint
-		if f.CertificateID != nil {
-			name = fmt.Sprint(*f.CertificateID)
-		}
-		fmt.Fprintf(&b, "\nline %d, certificate %s, store %s: %s: %s", f.Line, name, f.StoreID, f.Stage, rowDetail(&Row{Detail: f.Detail, Error: f.Error}))
+		fmt.Fprintf(&b, "\nline %d, certificate %s, store %s: %s: %s",
+			row.Line, text(certificateName(row)), text(row.StoreID), text(string(row.Stage)), rowDetail(row))
 	}
 	return slackEscaper.Replace(b.String())
 }

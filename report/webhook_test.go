@@ -217,3 +217,31 @@ func TestCheckWebhookURL(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifyListsTheFirstFailedRows shows the caps: the payload lists the
+// first maxNotifyRows failed rows and counts the rest, and the text names
+// the first five and how many more the report holds.
+func TestNotifyListsTheFirstFailedRows(t *testing.T) {
+	r := &Report{}
+	for i := range 25 {
+		r.Rows = append(r.Rows, Row{Line: i + 2, CertificateID: 100 + i, StoreID: storeA, Status: Failed, Stage: StageRenew, Detail: "refused"})
+	}
+	p := newNotifyPayload(r)
+	if len(p.Failed) != maxNotifyRows || p.FailedMore != 5 || p.Failed[0].Line != 2 || p.Failed[maxNotifyRows-1].Line != maxNotifyRows+1 {
+		t.Errorf("%d failed rows listed (first line %d), %d not listed; want %d from line 2, 5 not listed",
+			len(p.Failed), p.Failed[0].Line, p.FailedMore, maxNotifyRows)
+	}
+	lines := strings.Split(p.Text, "\n")
+	want := []string{
+		"runner: 25 of 25 rows failed (0 succeeded, 0 skipped; 0 certificates renewed)",
+		"line 2, certificate 100, store " + storeA + ": renew: refused",
+		"line 3, certificate 101, store " + storeA + ": renew: refused",
+		"line 4, certificate 102, store " + storeA + ": renew: refused",
+		"line 5, certificate 103, store " + storeA + ": renew: refused",
+		"line 6, certificate 104, store " + storeA + ": renew: refused",
+		"… and 20 more failed rows in the report",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("text =\n%s\nwant\n%s", p.Text, strings.Join(want, "\n"))
+	}
+}
