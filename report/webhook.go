@@ -210,19 +210,14 @@ func newNotifyPayload(r *Report) notifyPayload {
 		ExitCode:    run.ExitCode,
 		DryRun:      run.DryRun,
 		Interrupted: run.Interrupted,
-		Counts:      jsonCounts{Succeeded: c[Succeeded], Failed: c[Failed], Skipped: c[Skipped]},
+		NotRun:      jsonText(run.NotRun),
+		Counts:      newJSONCounts(c),
 		Total:       len(r.Rows),
 		Renewed:     renewed,
 		Deployed:    deployed,
 		Failed:      []notifyRow{},
+		Shard:       newJSONShard(run.Shard),
 		Runner:      jsonRunner{Version: text(run.Version), Commit: text(run.Commit)},
-	}
-	if run.NotRun != "" {
-		s := text(run.NotRun)
-		p.NotRun = &s
-	}
-	if s := run.Shard; s != nil {
-		p.Shard = &jsonShard{Index: s.Index, Count: s.Count, Rows: s.Rows, PlanRows: s.PlanRows}
 	}
 	var failed []*Row
 	for i := range r.Rows {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -243,5 +244,35 @@ func TestNotifyListsTheFirstFailedRows(t *testing.T) {
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("text =\n%s\nwant\n%s", p.Text, strings.Join(want, "\n"))
+	}
+}
+
+func TestNotifyRunThatDidNotHappen(t *testing.T) {
+	r := &Report{Run: Run{
+		PlanFile: "plans/nightly.csv",
+		NotRun:   "another run holds the lock",
+		ExitCode: 4,
+		Shard:    &Shard{Index: 2, Count: 3, Rows: 840, PlanRows: 2500},
+	}}
+	body, err := json.Marshal(newNotifyPayload(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	for field, want := range map[string]string{
+		"text":      "runner plans/nightly.csv did not run: another run holds the lock",
+		"outcome":   "not_run",
+		"not_run":   "another run holds the lock",
+		"exit_code": "4",
+		"shard":     "map[count:3 index:2 plan_rows:2500 rows:840]",
+		"counts":    "map[failed:0 skipped:0 succeeded:0]",
+		"failed":    "[]",
+	} {
+		if v := fmt.Sprint(got[field]); v != want {
+			t.Errorf("%s = %s, want %s", field, v, want)
+		}
 	}
 }
