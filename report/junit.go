@@ -92,10 +92,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	props := struct {
 		XMLName  xml.Name        `xml:"properties"`
 		Property []junitProperty `xml:"property"`
-	}{}
-	for _, p := range junitProperties(run) {
-		props.Property = append(props.Property, p)
-	}
+	}{Property: junitProperties(run)}
 	if err := enc.Encode(props); err != nil {
 		return err
 	}
