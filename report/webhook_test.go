@@ -136,6 +136,7 @@ func TestNotifyRetries(t *testing.T) {
 		err      string
 	}{
 		{"503 then 429 then ok", []int{503, 429, 200}, 3, ""},
+		{"408 then 425 then ok", []int{408, 425, 200}, 3, ""},
 		{"server errors to the end", []int{500}, 3, "HTTP 500 Internal Server Error (attempt 3 of 3)"},
 		{"a refusal is not retried", []int{400}, 1, "HTTP 400 Bad Request (attempt 1 of 3)"},
 		{"gone is not retried", []int{404}, 1, "HTTP 404 Not Found (attempt 1 of 3)"},
@@ -157,6 +158,38 @@ func TestNotifyRetries(t *testing.T) {
 				t.Errorf("error %q shows the webhook's secret path", err)
 			}
 		})
+	}
+}
+
+// TestNotifyRetriesATransportError: a receiver that drops the connection
+// without an answer is tried again.
+func TestNotifyRetriesATransportError(t *testing.T) {
+	var mu sync.Mutex
+	posts := 0
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		posts++
+		first := posts == 1
+		mu.Unlock()
+		if first {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conn.Close()
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	if err := Notify(context.Background(), serve(t, h), fixture(), fast); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if posts != 2 {
+		t.Errorf("%d posts, want 2", posts)
 	}
 }
 
