@@ -122,12 +122,9 @@ func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) e
 	if client == nil {
 		client = http.DefaultClient
 	}
-	timeout := cmpOr(opts.Timeout, 5*time.Second)
-	attempts := max(opts.Attempts, 0)
-	if attempts == 0 {
-		attempts = 3
-	}
-	wait := cmpOr(opts.Backoff, 250*time.Millisecond)
+	timeout := positiveOr(opts.Timeout, 5*time.Second)
+	attempts := positiveOr(opts.Attempts, 3)
+	wait := positiveOr(opts.Backoff, 250*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -150,9 +147,10 @@ func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) e
 	}
 }
 
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
+// positiveOr is v, or def when v is 0 or less.
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
 	return def
 }
