@@ -28,18 +28,16 @@ const (
 // times and gives up after five seconds in all.
 type NotifyOptions struct {
 	When NotifyWhen
-	// Client sends the requests; nil means http.DefaultClient. The total
-	// deadline applies whatever the client's own timeout.
-	Client *http.Client
 	// Timeout bounds all attempts together, so a receiver that hangs never
 	// holds up the end of a run for longer; 0 means 5s.
 	Timeout time.Duration
-	// Attempts is how many times to post before giving up; 0 means 3.
-	Attempts int
 	// Backoff is the wait before the second attempt, doubled before each
 	// later one; 0 means 250ms.
 	Backoff time.Duration
 }
+
+// notifyAttempts is how many times Notify posts before giving up.
+const notifyAttempts = 3
 
 // NotifySchema names the version of the webhook's JSON body.
 const NotifySchema = "runner.notify/v1"
@@ -103,7 +101,7 @@ func webhookURL(rawURL string) (*url.URL, error) {
 // < and > as entities, Slack's escaping), and the other fields hold the
 // counts, the run's facts and the first failed rows for a machine. Nothing
 // but report data goes out: no plan cells, no credentials. A transport
-// error, 408, 425, 429 or 5xx is retried (opts.Attempts in all), and
+// error, 408, 425, 429 or 5xx is retried (three attempts in all), and
 // opts.Timeout bounds the whole. Errors name the webhook by scheme and host
 // only.
 func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) error {
@@ -118,23 +116,18 @@ func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) e
 	if err != nil {
 		return fmt.Errorf("notify webhook %s: %w", safeURL(u), err)
 	}
-	client := opts.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
 	timeout := positiveOr(opts.Timeout, 5*time.Second)
-	attempts := positiveOr(opts.Attempts, 3)
 	wait := positiveOr(opts.Backoff, 250*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		retry, err := postOnce(ctx, client, u, body)
+		retry, err := postOnce(ctx, u, body)
 		if err == nil {
 			return nil
 		}
-		if !retry || attempt == attempts || ctx.Err() != nil {
-			return fmt.Errorf("notify webhook %s: %w (attempt %d of %d)", safeURL(u), err, attempt, attempts)
+		if !retry || attempt == notifyAttempts || ctx.Err() != nil {
+			return fmt.Errorf("notify webhook %s: %w (attempt %d of %d)", safeURL(u), err, attempt, notifyAttempts)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -147,22 +140,22 @@ func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) e
 	}
 }
 
-// positiveOr is v, or def when v is 0 or less.
-func positiveOr[T int | time.Duration](v, def T) T {
-	if v > 0 {
-		return v
+// positiveOr is d, or def when d is 0 or less.
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
 	}
 	return def
 }
 
 // postOnce posts body and says whether a failure is worth another try.
-func postOnce(ctx context.Context, client *http.Client, u *url.URL, body []byte) (retry bool, err error) {
+func postOnce(ctx context.Context, u *url.URL, body []byte) (retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return false, withoutURL(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return true, withoutURL(err)
 	}
