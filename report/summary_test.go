@@ -55,6 +55,10 @@ func TestKindOf(t *testing.T) {
 	interrupted.Run.Interrupted = true
 	dry := quietNight()
 	dry.Run.DryRun = true
+	// Deployed by an earlier night, settled by this one.
+	settled := quietNight()
+	settled.Rows[0].Status, settled.Rows[0].Stage = Succeeded, StageDeploy
+	settled.Rows[0].DeployedAt = night.Add(-24 * time.Hour)
 	tests := []struct {
 		name     string
 		r        *Report
@@ -67,6 +71,7 @@ func TestKindOf(t *testing.T) {
 		{"nothing happened, quiet terminal", quietNight(), true, true, SummaryNothing},
 		{"renewed, cron", renewedNight(), false, false, SummaryFull},
 		{"renewed, quiet", renewedNight(), true, true, SummaryNothing},
+		{"succeeded a row deployed earlier, cron", settled, false, false, SummaryFull},
 		{"failed, cron", failedNight(), false, false, SummaryFull},
 		{"failed, quiet", failedNight(), false, true, SummaryFailures},
 		{"did not run, quiet", notRun, false, true, SummaryNotRun},
