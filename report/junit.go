@@ -102,11 +102,8 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		for _, wn := range row.Warnings {
 			fmt.Fprintf(&warnings, "line %d: %s\n", row.Line, text(wn))
 		}
+		// Encode flushes: each row reaches the file before the next is built.
 		if err := enc.Encode(newJUnitCase(row)); err != nil {
-			return err
-		}
-		// Let each row reach the file before the next is built.
-		if err := enc.Flush(); err != nil {
 			return err
 		}
 	}
