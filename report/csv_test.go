@@ -125,9 +125,16 @@ func TestCSVWithoutPlanColumns(t *testing.T) {
 	}
 }
 
+// TestCSVLineBreaksAreLF checks the bytes written: encoding/csv's reader
+// turns CRLF inside a quoted cell into LF, so reading back alone cannot
+// tell.
 func TestCSVLineBreaksAreLF(t *testing.T) {
 	r := &Report{Rows: []Row{{Line: 2, Status: Failed, Detail: "first\r\nsecond"}}}
-	recs := readCSV(t, render(t, WriteCSV, r))
+	out := render(t, WriteCSV, r)
+	if !bytes.Contains(out, []byte(`"first`+"\n"+`second"`)) || bytes.Contains(out, []byte("first\r")) {
+		t.Errorf("CSV = %q, want the detail written with an LF line break", out)
+	}
+	recs := readCSV(t, out)
 	if got := recs[1][6]; got != "first\nsecond" {
 		t.Errorf("detail = %q, want LF line break", got)
 	}

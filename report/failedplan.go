@@ -15,16 +15,14 @@ import (
 // atomic like WriteFile's, and the file is created 0600.
 //
 // The plan package owns both changes a cell may need on the way: a relative
-// file: password path is re-based to resolve from path's directory to the
-// same file it named in the plan (Run.PlanDir), and plan.Write escapes cells
-// for spreadsheets the way the plan package reads them back. Its error names
-// path and is meant to be printed as it is.
+// file: password path, which plan.Load resolves from the directory of
+// Run.PlanFile, is re-based to resolve from path's directory to the same
+// file, and plan.Write escapes cells for spreadsheets the way the plan
+// package reads them back. Its error names path and is meant to be printed
+// as it is.
 func WriteFailedPlan(path string, r *Report) error {
 	columns := planColumns(r)
-	fromDir := r.Run.PlanDir
-	if fromDir == "" && r.Run.PlanFile != "" {
-		fromDir = filepath.Dir(r.Run.PlanFile)
-	}
+	fromDir := filepath.Dir(r.Run.PlanFile)
 	var rows [][]string
 	for i := range r.Rows {
 		row := &r.Rows[i]

@@ -16,7 +16,7 @@ import (
 // machine.
 func failedPlanFixture(root string) *Report {
 	r := fixture()
-	r.Run.PlanDir = filepath.Join(root, "plans")
+	r.Run.PlanFile = filepath.Join(root, "plans", "nightly.csv")
 	return r
 }
 

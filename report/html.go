@@ -74,13 +74,11 @@ type htmlPage struct {
 	Verdict      string
 	VerdictClass string
 	NotRun       string
-	Facts        []htmlFact
+	Facts        []fact
 	Counts       []htmlCount
 	Total        int
 	Chart        *htmlChart
 }
-
-type htmlFact struct{ Name, Value string }
 
 type htmlCount struct {
 	Status Status
@@ -96,13 +94,11 @@ func newHTMLPage(r *Report) *htmlPage {
 		Plan:   text(r.Run.PlanFile),
 		NotRun: text(r.Run.NotRun),
 		Total:  len(r.Rows),
+		Facts:  runFacts(&r.Run),
 		Chart:  newHTMLChart(r),
 	}
 	if p.Plan != "" {
 		p.Title += ": " + p.Plan
-	}
-	for _, f := range runFacts(&r.Run) {
-		p.Facts = append(p.Facts, htmlFact{f.name, text(f.value)})
 	}
 	for _, s := range statuses {
 		p.Counts = append(p.Counts, htmlCount{s, c[s]})

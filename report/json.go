@@ -135,21 +135,38 @@ func newJSONRun(r *Report) jsonRun {
 		ExitCode:        run.ExitCode,
 		Runner:          jsonRunner{Version: text(run.Version), Commit: text(run.Commit)},
 		CommandHost:     text(run.CommandHost),
-		Counts:          jsonCounts{Succeeded: c[Succeeded], Failed: c[Failed], Skipped: c[Skipped]},
+		NotRun:          jsonText(run.NotRun),
+		Shard:           newJSONShard(run.Shard),
+		Counts:          newJSONCounts(c),
 		Total:           len(r.Rows),
-	}
-	if run.NotRun != "" {
-		s := text(run.NotRun)
-		out.NotRun = &s
 	}
 	if run.Window > 0 {
 		s := run.Window.Seconds()
 		out.WindowSeconds = &s
 	}
-	if s := run.Shard; s != nil {
-		out.Shard = &jsonShard{Index: s.Index, Count: s.Count, Rows: s.Rows, PlanRows: s.PlanRows}
-	}
 	return out
+}
+
+// newJSONCounts, newJSONShard and jsonText are shared with the webhook's
+// payload, which repeats these fields of the run.
+func newJSONCounts(c map[Status]int) jsonCounts {
+	return jsonCounts{Succeeded: c[Succeeded], Failed: c[Failed], Skipped: c[Skipped]}
+}
+
+func newJSONShard(s *Shard) *jsonShard {
+	if s == nil {
+		return nil
+	}
+	return &jsonShard{Index: s.Index, Count: s.Count, Rows: s.Rows, PlanRows: s.PlanRows}
+}
+
+// jsonText is null for "".
+func jsonText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	t := text(s)
+	return &t
 }
 
 func newJSONRow(row *Row) jsonRow {

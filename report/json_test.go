@@ -148,22 +148,34 @@ func (w *writeSizes) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestJSONStreamsRows shows that the report is not built in one piece: it
-// reaches the writer a row at a time, so no write is much bigger than a row
-// however many rows there are.
-func TestJSONStreamsRows(t *testing.T) {
+// TestReportsStreamRows shows that the JSON, JUnit and HTML reports, whose
+// doc comments say so, are not built in one piece: they reach the writer a
+// row at a time, so no write is much bigger than a row however many rows
+// there are.
+func TestReportsStreamRows(t *testing.T) {
 	r := manyRows(5000)
-	w := &writeSizes{}
-	if err := WriteJSON(w, r); err != nil {
-		t.Fatal(err)
-	}
-	total, biggest := 0, 0
-	for _, n := range w.sizes {
-		total += n
-		biggest = max(biggest, n)
-	}
-	if len(w.sizes) < len(r.Rows) || biggest > 4<<10 {
-		t.Errorf("%d bytes in %d writes, the biggest %d bytes: want about one write per row, none over 4 KiB", total, len(w.sizes), biggest)
+	for _, tt := range []struct {
+		name  string
+		write func(io.Writer, *Report) error
+	}{
+		{"json", WriteJSON},
+		{"junit", WriteJUnit},
+		{"html", WriteHTML},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &writeSizes{}
+			if err := tt.write(w, r); err != nil {
+				t.Fatal(err)
+			}
+			total, biggest := 0, 0
+			for _, n := range w.sizes {
+				total += n
+				biggest = max(biggest, n)
+			}
+			if len(w.sizes) < len(r.Rows) || biggest > 4<<10 {
+				t.Errorf("%d bytes in %d writes, the biggest %d bytes: want about one write per row, none over 4 KiB", total, len(w.sizes), biggest)
+			}
+		})
 	}
 }
 

@@ -92,10 +92,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	props := struct {
 		XMLName  xml.Name        `xml:"properties"`
 		Property []junitProperty `xml:"property"`
-	}{}
-	for _, p := range junitProperties(run) {
-		props.Property = append(props.Property, p)
-	}
+	}{Property: junitProperties(run)}
 	if err := enc.Encode(props); err != nil {
 		return err
 	}
@@ -105,11 +102,8 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		for _, wn := range row.Warnings {
 			fmt.Fprintf(&warnings, "line %d: %s\n", row.Line, text(wn))
 		}
+		// Encode flushes: each row reaches the file before the next is built.
 		if err := enc.Encode(newJUnitCase(row)); err != nil {
-			return err
-		}
-		// Let each row reach the file before the next is built.
-		if err := enc.Flush(); err != nil {
 			return err
 		}
 	}

@@ -27,7 +27,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		ew.printf("**The run did not happen:** %s\n\n", mdInline(run.NotRun))
 	}
 	for _, f := range runFacts(run) {
-		ew.printf("- **%s:** %s\n", f.name, mdInline(f.value))
+		ew.printf("- **%s:** %s\n", f.Name, mdInline(f.Value))
 	}
 	ew.printf("\n")
 
@@ -76,16 +76,17 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	return ew.err
 }
 
-// fact is one named fact of the run, as the Markdown and HTML reports list it.
-type fact struct{ name, value string }
+// fact is one named fact of the run, as the Markdown and HTML reports list
+// it; its fields are exported for the HTML template.
+type fact struct{ Name, Value string }
 
-// runFacts are the facts of the run worth showing, in display order; facts
-// that are unknown or off are left out.
+// runFacts are the facts of the run worth showing, in display order, their
+// values as text sees them; facts that are unknown or off are left out.
 func runFacts(run *Run) []fact {
 	var facts []fact
 	add := func(name, value string) {
 		if value != "" {
-			facts = append(facts, fact{name, value})
+			facts = append(facts, fact{name, text(value)})
 		}
 	}
 	add("Command host", run.CommandHost)

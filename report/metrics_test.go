@@ -114,9 +114,10 @@ func lastSuccess(t testing.TB, path string) float64 {
 	return mf.GetMetric()[0].GetGauge().GetValue()
 }
 
-// TestMetricsKeepLastSuccess runs three nights into one file: a success, a
-// failure, a dry run. The failure and the dry run keep the first night's
-// success, read back from the file.
+// TestMetricsKeepLastSuccess runs nights into one file: a success, a
+// failure, a dry run, an interrupted run, a success. The failure, the dry
+// run and the interrupted run keep the first night's success, read back
+// from the file.
 func TestMetricsKeepLastSuccess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runner.prom")
 	night := func(day int, failed, dry bool) *Report {
@@ -129,6 +130,8 @@ func TestMetricsKeepLastSuccess(t *testing.T) {
 		r.Rows = []Row{row}
 		return r
 	}
+	interrupted := night(26, false, false)
+	interrupted.Run.Interrupted = true
 	first := float64(time.Date(2026, 11, 24, 2, 1, 0, 0, time.UTC).Unix())
 	steps := []struct {
 		name string
@@ -138,6 +141,7 @@ func TestMetricsKeepLastSuccess(t *testing.T) {
 		{"success", night(24, false, false), first},
 		{"failure keeps it", night(25, true, false), first},
 		{"dry run keeps it", night(26, false, true), first},
+		{"interrupted run keeps it", interrupted, first},
 		{"the next success replaces it", night(27, false, false), first + 3*86400},
 	}
 	for _, s := range steps {

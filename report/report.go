@@ -90,11 +90,8 @@ type Shard struct {
 
 // Run describes the run as a whole.
 type Run struct {
-	Start, End time.Time
-	PlanFile   string
-	// PlanDir is the directory the plan's relative file: paths resolve from;
-	// "" means the directory of PlanFile.
-	PlanDir     string
+	Start, End  time.Time
+	PlanFile    string
 	Columns     []string // the plan's canonical column names, in file order
 	DryRun      bool
 	Interrupted bool
@@ -126,19 +123,19 @@ func (r *Report) Counts() map[Status]int {
 	return c
 }
 
-// formats maps a lower-case file extension to its writer. The order of
-// knownExtensions is the order error messages list them in.
-var (
-	formats = map[string]func(io.Writer, *Report) error{
-		".json":     WriteJSON,
-		".csv":      WriteCSV,
-		".md":       WriteMarkdown,
-		".markdown": WriteMarkdown,
-		".html":     WriteHTML,
-		".xml":      WriteJUnit,
-	}
-	knownExtensions = []string{".json", ".csv", ".md", ".markdown", ".html", ".xml"}
-)
+// formats are the lower-case file extensions WriteFile knows, each with its
+// writer, in the order error messages list them.
+var formats = []struct {
+	ext   string
+	write func(io.Writer, *Report) error
+}{
+	{".json", WriteJSON},
+	{".csv", WriteCSV},
+	{".md", WriteMarkdown},
+	{".markdown", WriteMarkdown},
+	{".html", WriteHTML},
+	{".xml", WriteJUnit},
+}
 
 // CheckPath reports whether WriteFile knows the format of path, so that a
 // command line can refuse a bad --report before anything is contacted. The
@@ -150,14 +147,20 @@ func CheckPath(path string) error {
 
 func formatOf(path string) (func(io.Writer, *Report) error, error) {
 	ext := strings.ToLower(filepath.Ext(path))
-	if f, ok := formats[ext]; ok {
-		return f, nil
+	for _, f := range formats {
+		if f.ext == ext {
+			return f.write, nil
+		}
 	}
 	what := fmt.Sprintf("unknown extension %q", ext)
 	if ext == "" {
 		what = "no extension"
 	}
-	return nil, fmt.Errorf("report %s: %s; known extensions: %s", path, what, strings.Join(knownExtensions, ", "))
+	known := make([]string, len(formats))
+	for i, f := range formats {
+		known[i] = f.ext
+	}
+	return nil, fmt.Errorf("report %s: %s; known extensions: %s", path, what, strings.Join(known, ", "))
 }
 
 // WriteFile writes r to path in the format its extension names: .json,

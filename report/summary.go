@@ -59,9 +59,10 @@ const (
 // SummaryKindOf decides what the summary of r shows, from the report alone
 // and who reads it. These are the quiet rules for cron, which mails whatever
 // a job prints: a failure always shows (a run that did not happen as one
-// block), --quiet shows nothing else, a run that renewed or deployed shows
-// the summary, and a night with nothing to do prints one line on a terminal
-// and nothing elsewhere. A dry run shows its summary unless --quiet.
+// block), --quiet shows nothing else, a run that renewed, deployed or
+// succeeded a row (one an earlier run deployed, say) shows the summary, and
+// a night with nothing to do prints one line on a terminal and nothing
+// elsewhere. A dry run shows its summary unless --quiet.
 func SummaryKindOf(r *Report, opts SummaryOptions) SummaryKind {
 	c := r.Counts()
 	switch {
@@ -119,6 +120,8 @@ func activity(r *Report) (renewed, deployed int) {
 	return len(certs), deployed
 }
 
+// acted reports whether this run renewed, deployed, or ended a row as
+// succeeded.
 func acted(r *Report) bool {
 	renewed, deployed := activity(r)
 	return renewed > 0 || deployed > 0 || r.Counts()[Succeeded] > 0

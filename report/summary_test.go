@@ -55,6 +55,10 @@ func TestKindOf(t *testing.T) {
 	interrupted.Run.Interrupted = true
 	dry := quietNight()
 	dry.Run.DryRun = true
+	// Deployed by an earlier night, settled by this one.
+	settled := quietNight()
+	settled.Rows[0].Status, settled.Rows[0].Stage = Succeeded, StageDeploy
+	settled.Rows[0].DeployedAt = night.Add(-24 * time.Hour)
 	tests := []struct {
 		name     string
 		r        *Report
@@ -67,6 +71,7 @@ func TestKindOf(t *testing.T) {
 		{"nothing happened, quiet terminal", quietNight(), true, true, SummaryNothing},
 		{"renewed, cron", renewedNight(), false, false, SummaryFull},
 		{"renewed, quiet", renewedNight(), true, true, SummaryNothing},
+		{"succeeded a row deployed earlier, cron", settled, false, false, SummaryFull},
 		{"failed, cron", failedNight(), false, false, SummaryFull},
 		{"failed, quiet", failedNight(), false, true, SummaryFailures},
 		{"did not run, quiet", notRun, false, true, SummaryNotRun},
@@ -248,4 +253,41 @@ func TestWrap(t *testing.T) {
 			t.Errorf("wrap(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
 		}
 	}
+}
+
+func TestSummaryCapsWarningsAndReasons(t *testing.T) {
+	t.Run("warnings", func(t *testing.T) {
+		rep := renewedNight()
+		for i := range 60 {
+			rep.Rows[0].Warnings = append(rep.Rows[0].Warnings, fmt.Sprintf("warning %d", i+1))
+		}
+		got := string(render(t, summaryWith(SummaryOptions{}), rep))
+		_, warnings, ok := strings.Cut(got, "\nwarnings:\n")
+		if !ok {
+			t.Fatalf("no warnings:\n%s", got)
+		}
+		lines := strings.Split(strings.TrimSuffix(warnings, "\n"), "\n")
+		if len(lines) != maxSummaryRows+1 || lines[0] != "  line 2: warning 1" || lines[maxSummaryRows-1] != "  line 2: warning 50" {
+			t.Errorf("%d warning lines, first %q; want %d from warning 1 to 50, then the rest counted", len(lines), lines[0], maxSummaryRows)
+		}
+		if want := "  … 10 more; the report files list every warning"; lines[len(lines)-1] != want {
+			t.Errorf("last line = %q, want %q", lines[len(lines)-1], want)
+		}
+	})
+	t.Run("preflight reasons", func(t *testing.T) {
+		rep := preflightNight()
+		for i := range rep.Rows {
+			rep.Rows[i].Detail = fmt.Sprintf("store %d not found", i%13)
+		}
+		got := string(render(t, summaryWith(SummaryOptions{}), rep))
+		lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+		want := []string{"preflight failed for all 25 rows:"}
+		for i := range maxReasons {
+			want = append(want, fmt.Sprintf("  2 rows: store %d not found", i))
+		}
+		want = append(want, "  … and 3 other reasons", "nothing was renewed; the report files list every row")
+		if fmt.Sprintf("%q", lines) != fmt.Sprintf("%q", want) {
+			t.Errorf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+		}
+	})
 }

@@ -28,18 +28,16 @@ const (
 // times and gives up after five seconds in all.
 type NotifyOptions struct {
 	When NotifyWhen
-	// Client sends the requests; nil means http.DefaultClient. The total
-	// deadline applies whatever the client's own timeout.
-	Client *http.Client
 	// Timeout bounds all attempts together, so a receiver that hangs never
 	// holds up the end of a run for longer; 0 means 5s.
 	Timeout time.Duration
-	// Attempts is how many times to post before giving up; 0 means 3.
-	Attempts int
 	// Backoff is the wait before the second attempt, doubled before each
 	// later one; 0 means 250ms.
 	Backoff time.Duration
 }
+
+// notifyAttempts is how many times Notify posts before giving up.
+const notifyAttempts = 3
 
 // NotifySchema names the version of the webhook's JSON body.
 const NotifySchema = "runner.notify/v1"
@@ -103,7 +101,7 @@ func webhookURL(rawURL string) (*url.URL, error) {
 // < and > as entities, Slack's escaping), and the other fields hold the
 // counts, the run's facts and the first failed rows for a machine. Nothing
 // but report data goes out: no plan cells, no credentials. A transport
-// error, 408, 425, 429 or 5xx is retried (opts.Attempts in all), and
+// error, 408, 425, 429 or 5xx is retried (three attempts in all), and
 // opts.Timeout bounds the whole. Errors name the webhook by scheme and host
 // only.
 func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) error {
@@ -118,26 +116,18 @@ func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) e
 	if err != nil {
 		return fmt.Errorf("notify webhook %s: %w", safeURL(u), err)
 	}
-	client := opts.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	timeout := cmpOr(opts.Timeout, 5*time.Second)
-	attempts := max(opts.Attempts, 0)
-	if attempts == 0 {
-		attempts = 3
-	}
-	wait := cmpOr(opts.Backoff, 250*time.Millisecond)
+	timeout := positiveOr(opts.Timeout, 5*time.Second)
+	wait := positiveOr(opts.Backoff, 250*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		retry, err := postOnce(ctx, client, u, body)
+		retry, err := postOnce(ctx, u, body)
 		if err == nil {
 			return nil
 		}
-		if !retry || attempt == attempts || ctx.Err() != nil {
-			return fmt.Errorf("notify webhook %s: %w (attempt %d of %d)", safeURL(u), err, attempt, attempts)
+		if !retry || attempt == notifyAttempts || ctx.Err() != nil {
+			return fmt.Errorf("notify webhook %s: %w (attempt %d of %d)", safeURL(u), err, attempt, notifyAttempts)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -150,7 +140,8 @@ func Notify(ctx context.Context, rawURL string, r *Report, opts NotifyOptions) e
 	}
 }
 
-func cmpOr(d, def time.Duration) time.Duration {
+// positiveOr is d, or def when d is 0 or less.
+func positiveOr(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
@@ -158,13 +149,13 @@ func cmpOr(d, def time.Duration) time.Duration {
 }
 
 // postOnce posts body and says whether a failure is worth another try.
-func postOnce(ctx context.Context, client *http.Client, u *url.URL, body []byte) (retry bool, err error) {
+func postOnce(ctx context.Context, u *url.URL, body []byte) (retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return false, withoutURL(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return true, withoutURL(err)
 	}
@@ -210,20 +201,16 @@ func newNotifyPayload(r *Report) notifyPayload {
 		ExitCode:    run.ExitCode,
 		DryRun:      run.DryRun,
 		Interrupted: run.Interrupted,
-		Counts:      jsonCounts{Succeeded: c[Succeeded], Failed: c[Failed], Skipped: c[Skipped]},
+		NotRun:      jsonText(run.NotRun),
+		Counts:      newJSONCounts(c),
 		Total:       len(r.Rows),
 		Renewed:     renewed,
 		Deployed:    deployed,
 		Failed:      []notifyRow{},
+		Shard:       newJSONShard(run.Shard),
 		Runner:      jsonRunner{Version: text(run.Version), Commit: text(run.Commit)},
 	}
-	if run.NotRun != "" {
-		s := text(run.NotRun)
-		p.NotRun = &s
-	}
-	if s := run.Shard; s != nil {
-		p.Shard = &jsonShard{Index: s.Index, Count: s.Count, Rows: s.Rows, PlanRows: s.PlanRows}
-	}
+	var failed []*Row
 	for i := range r.Rows {
 		row := &r.Rows[i]
 		if row.Status != Failed {
@@ -233,6 +220,7 @@ func newNotifyPayload(r *Report) notifyPayload {
 			p.FailedMore++
 			continue
 		}
+		failed = append(failed, row)
 		p.Failed = append(p.Failed, notifyRow{
 			Line:          row.Line,
 			CertificateID: jsonID(row.CertificateID),
@@ -252,12 +240,13 @@ func newNotifyPayload(r *Report) notifyPayload {
 	default:
 		p.Outcome = "succeeded"
 	}
-	p.Text = notifyText(r, &p)
+	p.Text = notifyText(&p, failed)
 	return p
 }
 
-// notifyText is the chat message: a headline, then up to five failed rows.
-func notifyText(r *Report, p *notifyPayload) string {
+// notifyText is the chat message: a headline, then up to five of failed,
+// the rows that p.Failed lists.
+func notifyText(p *notifyPayload, failed []*Row) string {
 	where := "runner"
 	if p.PlanFile != "" {
 		where += " " + p.PlanFile
@@ -276,20 +265,17 @@ func notifyText(r *Report, p *notifyPayload) string {
 		fmt.Fprintf(&b, "%s: %s, none failed (%d succeeded, %d skipped; %s renewed)",
 			where, plural(p.Total, "row"), p.Counts.Succeeded, p.Counts.Skipped, plural(p.Renewed, "certificate"))
 	}
-	if r.Run.DryRun {
+	if p.DryRun {
 		b.WriteString(" [dry run]")
 	}
 	const listed = 5
-	for i, f := range p.Failed {
+	for i, row := range failed {
 		if i == listed {
-			fmt.Fprintf(&b, "\n… and %d more failed rows in the report", len(p.Failed)-listed+p.FailedMore)
+			fmt.Fprintf(&b, "\n… and %d more failed rows in the report", len(failed)-listed+p.FailedMore)
 			break
 		}
-		name := f.Thumbprint
-		if f.CertificateID != nil {
-			name = fmt.Sprint(*f.CertificateID)
-		}
-		fmt.Fprintf(&b, "\nline %d, certificate %s, store %s: %s: %s", f.Line, name, f.StoreID, f.Stage, rowDetail(&Row{Detail: f.Detail, Error: f.Error}))
+		fmt.Fprintf(&b, "\nline %d, certificate %s, store %s: %s: %s",
+			row.Line, text(certificateName(row)), text(row.StoreID), text(string(row.Stage)), rowDetail(row))
 	}
 	return slackEscaper.Replace(b.String())
 }

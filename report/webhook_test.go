@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -135,6 +136,7 @@ func TestNotifyRetries(t *testing.T) {
 		err      string
 	}{
 		{"503 then 429 then ok", []int{503, 429, 200}, 3, ""},
+		{"408 then 425 then ok", []int{408, 425, 200}, 3, ""},
 		{"server errors to the end", []int{500}, 3, "HTTP 500 Internal Server Error (attempt 3 of 3)"},
 		{"a refusal is not retried", []int{400}, 1, "HTTP 400 Bad Request (attempt 1 of 3)"},
 		{"gone is not retried", []int{404}, 1, "HTTP 404 Not Found (attempt 1 of 3)"},
@@ -156,6 +158,38 @@ func TestNotifyRetries(t *testing.T) {
 				t.Errorf("error %q shows the webhook's secret path", err)
 			}
 		})
+	}
+}
+
+// TestNotifyRetriesATransportError: a receiver that drops the connection
+// without an answer is tried again.
+func TestNotifyRetriesATransportError(t *testing.T) {
+	var mu sync.Mutex
+	posts := 0
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		posts++
+		first := posts == 1
+		mu.Unlock()
+		if first {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conn.Close()
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	if err := Notify(context.Background(), serve(t, h), fixture(), fast); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if posts != 2 {
+		t.Errorf("%d posts, want 2", posts)
 	}
 }
 
@@ -214,6 +248,64 @@ func TestCheckWebhookURL(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("error %q repeats the URL", err)
+		}
+	}
+}
+
+// TestNotifyListsTheFirstFailedRows shows the caps: the payload lists the
+// first maxNotifyRows failed rows and counts the rest, and the text names
+// the first five and how many more the report holds.
+func TestNotifyListsTheFirstFailedRows(t *testing.T) {
+	r := &Report{}
+	for i := range 25 {
+		r.Rows = append(r.Rows, Row{Line: i + 2, CertificateID: 100 + i, StoreID: storeA, Status: Failed, Stage: StageRenew, Detail: "refused"})
+	}
+	p := newNotifyPayload(r)
+	if len(p.Failed) != maxNotifyRows || p.FailedMore != 5 || p.Failed[0].Line != 2 || p.Failed[maxNotifyRows-1].Line != maxNotifyRows+1 {
+		t.Errorf("%d failed rows listed (first line %d), %d not listed; want %d from line 2, 5 not listed",
+			len(p.Failed), p.Failed[0].Line, p.FailedMore, maxNotifyRows)
+	}
+	lines := strings.Split(p.Text, "\n")
+	want := []string{
+		"runner: 25 of 25 rows failed (0 succeeded, 0 skipped; 0 certificates renewed)",
+		"line 2, certificate 100, store " + storeA + ": renew: refused",
+		"line 3, certificate 101, store " + storeA + ": renew: refused",
+		"line 4, certificate 102, store " + storeA + ": renew: refused",
+		"line 5, certificate 103, store " + storeA + ": renew: refused",
+		"line 6, certificate 104, store " + storeA + ": renew: refused",
+		"… and 20 more failed rows in the report",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("text =\n%s\nwant\n%s", p.Text, strings.Join(want, "\n"))
+	}
+}
+
+func TestNotifyRunThatDidNotHappen(t *testing.T) {
+	r := &Report{Run: Run{
+		PlanFile: "plans/nightly.csv",
+		NotRun:   "another run holds the lock",
+		ExitCode: 4,
+		Shard:    &Shard{Index: 2, Count: 3, Rows: 840, PlanRows: 2500},
+	}}
+	body, err := json.Marshal(newNotifyPayload(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	for field, want := range map[string]string{
+		"text":      "runner plans/nightly.csv did not run: another run holds the lock",
+		"outcome":   "not_run",
+		"not_run":   "another run holds the lock",
+		"exit_code": "4",
+		"shard":     "map[count:3 index:2 plan_rows:2500 rows:840]",
+		"counts":    "map[failed:0 skipped:0 succeeded:0]",
+		"failed":    "[]",
+	} {
+		if v := fmt.Sprint(got[field]); v != want {
+			t.Errorf("%s = %s, want %s", field, v, want)
 		}
 	}
 }
