@@ -27,9 +27,6 @@ type facts struct {
 	margin time.Duration // stop deploying this long before it ends
 	// renewBefore is the job's threshold, or the run's.
 	renewBefore plan.RenewBefore
-	// identity is who this run acts as in Command ("DOMAIN\\user").
-	identity string
-
 	// stores are the (lower-case) store ids of the target's rows still in
 	// play; decide settles rows by store.
 	stores []string

@@ -43,7 +43,6 @@ func baseFacts() facts {
 	return facts{
 		now: now, window: 5 * time.Minute, margin: 30 * time.Second,
 		renewBefore: plan.RenewBefore{Duration: 30 * 24 * time.Hour},
-		identity:    `CORP\svc`,
 		stores:      []string{storeA, storeB},
 		planCert:    dueCert, current: dueCert,
 		holders: &holderResult{}, // Command searched: no newer certificate in the stores

@@ -269,7 +269,7 @@ func (s *run) mergeSameCertificate(ts []*target) []*target {
 // for a target to renew or deploy.
 func (s *run) decideTarget(ctx context.Context, t *target) bool {
 	t.f.now, t.f.force, t.f.window, t.f.margin = s.cfg.Now(), s.cfg.Force, s.cfg.Window, s.cfg.WindowMargin
-	t.f.renewBefore, t.f.identity = s.renewBefore(t.job), s.cfg.Identity
+	t.f.renewBefore = s.renewBefore(t.job)
 	t.f.stores = storesOf(t.rows)
 	for steps := 0; ; steps++ {
 		if steps > 20 {
