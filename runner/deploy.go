@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -126,7 +127,7 @@ func (s *run) recordStores(t *target, r journal.Renewal, states map[string]journ
 	s.recordAsync(t, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
-		x.Stores = cloneStores(keepStores)
+		x.Stores = maps.Clone(keepStores)
 		if x.Stores == nil {
 			x.Stores = map[string]journal.StoreState{}
 		}

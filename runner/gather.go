@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -437,21 +438,10 @@ func withRenewal(l *journal.Lineage, seq uint64, change func(*journal.Renewal)) 
 	for i := range c.Renewals {
 		if c.Renewals[i].Seq == seq {
 			r := c.Renewals[i]
-			r.Stores = cloneStores(r.Stores)
+			r.Stores = maps.Clone(r.Stores)
 			change(&r)
 			c.Renewals[i] = r
 		}
 	}
 	return &c
-}
-
-func cloneStores(m map[string]journal.StoreState) map[string]journal.StoreState {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]journal.StoreState, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
