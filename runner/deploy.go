@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"runner/journal"
@@ -225,11 +224,12 @@ func (s *run) countDeploys(rows []*plan.Row) {
 	}
 }
 
-// set lower-cases and de-braces store ids into a set.
+// set makes a set of store ids, which keyfactor and plan both give in one
+// form (lower case, without braces).
 func set(ids []string) map[string]bool {
 	m := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		m[strings.ToLower(strings.Trim(id, "{}"))] = true
+		m[id] = true
 	}
 	return m
 }
