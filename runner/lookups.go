@@ -22,9 +22,9 @@ import (
 const searchLimit = 50
 
 // subjectClause is the query clause that selects certificates with the
-// subject dn (common name cn): IssuedDN -eq, or, when the DN cannot be written in Command's
-// query language (it holds a double quote), IssuedCN -eq, which callers
-// narrow down to the DN themselves.
+// subject dn (common name cn): IssuedDN -eq, or, when the DN cannot be
+// written in Command's query language (see keyfactor.Quote), IssuedCN -eq,
+// which callers narrow down to the DN themselves.
 func subjectClause(dn, cn string) (string, error) {
 	if q, err := keyfactor.Quote(dn); err == nil {
 		return keyfactor.Clause("IssuedDN", "-eq", q), nil

@@ -158,8 +158,8 @@ func (v *verifier) failedJobs(r journal.Renewal, rows []*plan.Row, deployedAt ti
 	return left
 }
 
-// lastFailedJob returns the newest failed job of the store that started
-// after the deploy, or nil.
+// lastFailedJob returns the store's first failed job among the first 20
+// that started since the deploy (less clockSkew), or nil.
 func (v *verifier) lastFailedJob(st keyfactor.CertificateStore, since time.Time) (*keyfactor.JobHistory, error) {
 	machine, err := keyfactor.Quote(st.ClientMachine)
 	if err != nil {
