@@ -123,7 +123,7 @@ func (s *run) deployFailed(t *target, r journal.Renewal, orphaned bool, detail s
 // stores, keeping what the journal holds of its other stores (another
 // plan's rows of the same certificate).
 func (s *run) recordStores(t *target, r journal.Renewal, states map[string]journal.StoreState, orphaned bool) {
-	s.recordAsync(t, r, func(x *journal.Renewal) {
+	s.recordAsync(t.root, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
 		x.Stores = maps.Clone(keepStores)

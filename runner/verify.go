@@ -121,8 +121,7 @@ func (v *verifier) markSeen(root int, r journal.Renewal, cert *keyfactor.Certifi
 		s.warn(seen, fmt.Sprintf("Command reports the new certificate %d as expired (NotAfter %s)", cert.Id, stamp(cert.NotAfter)))
 	}
 	s.note(seen, func(row *report.Row) { row.Expires = cert.NotAfter })
-	t := &target{root: root}
-	s.record(t, r, func(x *journal.Renewal) {
+	s.record(root, r, func(x *journal.Renewal) {
 		if x.Stores == nil {
 			x.Stores = map[string]journal.StoreState{}
 		}

@@ -174,7 +174,7 @@ func (s *run) renewAnswered(ctx context.Context, t *target, r journal.Renewal, r
 		r.State, r.RequestID, r.RenewedAt = journal.StatePending, resp.KeyfactorRequestId, sent
 	case keyfactor.RenewDenied:
 		msg := dispositionText(resp)
-		s.record(t, r, func(x *journal.Renewal) { x.State, x.Message = journal.StateDenied, msg })
+		s.record(t.root, r, func(x *journal.Renewal) { x.State, x.Message = journal.StateDenied, msg })
 		s.failRows(t.rows, report.StageRenew, "Command denied the renewal: "+msg+"; nothing was deployed. Fix the cause in Command, then rerun with --force", nil)
 		return r, false
 	case keyfactor.RenewFailed:
@@ -231,7 +231,7 @@ func (s *run) settleUnknown(ctx context.Context, t *target, r journal.Renewal, c
 // for another; a crash before the commit is settled by the next run's
 // search) and notes it in the rows.
 func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
-	s.recordAsync(t, r, func(x *journal.Renewal) {
+	s.recordAsync(t.root, r, func(x *journal.Renewal) {
 		x.State, x.NewCertificateID, x.RequestID, x.RenewedAt = r.State, r.NewCertificateID, r.RequestID, r.RenewedAt
 	})
 	s.note(t.rows, func(row *report.Row) {
@@ -251,10 +251,10 @@ func (s *run) abandon(t *target, r journal.Renewal) {
 	}
 }
 
-// record writes the renewal r, changed by change, to the journal, and waits
-// for the commit.
-func (s *run) record(t *target, r journal.Renewal, change func(*journal.Renewal)) {
-	if err := s.journal.Update(t.root, r.Seq, change); err != nil {
+// record writes the renewal r of lineage root, changed by change, to the
+// journal, and waits for the commit.
+func (s *run) record(root int, r journal.Renewal, change func(*journal.Renewal)) {
+	if err := s.journal.Update(root, r.Seq, change); err != nil {
 		s.log.Error("could not record a renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
 	}
 }
@@ -266,8 +266,8 @@ func (s *run) record(t *target, r journal.Renewal, change func(*journal.Renewal)
 // lost Renew answer (the search finds the certificate; a deploy still inside
 // the window is sent again, which is harmless; past the window, the
 // certificate found in the stores is adopted before anything is renewed).
-func (s *run) recordAsync(t *target, r journal.Renewal, change func(*journal.Renewal)) {
-	if err := s.journal.UpdateAsync(t.root, r.Seq, change); err != nil {
+func (s *run) recordAsync(root int, r journal.Renewal, change func(*journal.Renewal)) {
+	if err := s.journal.UpdateAsync(root, r.Seq, change); err != nil {
 		s.log.Error("could not record a renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
 	}
 }
