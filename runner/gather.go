@@ -164,15 +164,10 @@ func (s *run) resolveThumbprints(ctx context.Context, ts []*target) []*target {
 type readErrors map[int]error
 
 func (e readErrors) explain(id int) string {
-	err := e[id]
-	switch {
-	case err == nil:
-		return fmt.Sprintf("certificate %d not found in Command", id)
-	case isNotFound(err):
-		return fmt.Sprintf("certificate %d not found in Command", id)
-	default:
+	if err := e[id]; err != nil && !isNotFound(err) {
 		return fmt.Sprintf("read certificate %d: %v", id, err)
 	}
+	return fmt.Sprintf("certificate %d not found in Command", id)
 }
 
 // queryMode remembers whether Command answers `Id -eq … OR …` reads.
