@@ -78,10 +78,11 @@ func (s *run) deploy(ctx context.Context, t *target, r journal.Renewal, req keyf
 		}
 		if keyfactor.Classify(err) == keyfactor.Permanent {
 			detail := "Command refused the deploy: " + apiMessage(err)
-			if s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window)) {
+			expired := s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window))
+			if expired {
 				detail = "window expired: " + detail
 			}
-			s.deployFailed(t, r, s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window)), detail, err)
+			s.deployFailed(t, r, expired, detail, err)
 			return
 		}
 		// Retryable, or unknown: a second deploy of the same certificate to
