@@ -91,18 +91,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 	// The attempt is on disk; now wait for one of the places of a
 	// renew→deploy pair (pairSlots).
 	if !s.pairs.take(ctx) {
-		s.abandon(t, r)
-		s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted before Renew was sent", nil)
-		return r, false
+		return s.abandon(t, r, "not renewed: run interrupted before Renew was sent", nil)
 	}
 	t.pair = true
 	req := keyfactor.RenewalRequest{CertificateId: cur.Id, Template: t.job.Template, CertificateAuthority: t.job.CertificateAuthority}
 	var bo backoff
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
-			s.abandon(t, r)
-			s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted before Renew was sent", nil)
-			return r, false
+			return s.abandon(t, r, "not renewed: run interrupted before Renew was sent", nil)
 		}
 		sent := s.cfg.Now().UTC()
 		req.Timestamp = sent
@@ -120,9 +116,7 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 				if errors.As(err, &apiErr) {
 					detail = "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)"
 				}
-				s.abandon(t, r)
-				s.failRows(t.rows, report.StageRenew, detail, err)
-				return r, false
+				return s.abandon(t, r, detail, err)
 			}
 			if attempt < renewAttempts {
 				wait := bo.next(min(keyfactor.RetryAfterOf(err), maxRenewWait))
@@ -130,20 +124,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 				if keyfactor.Sleep(ctx, wait) == nil {
 					continue
 				}
-				s.abandon(t, r)
-				s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)", err)
-				return r, false
+				return s.abandon(t, r, "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)", err)
 			}
-			s.abandon(t, r)
-			s.failRows(t.rows, report.StageRenew, fmt.Sprintf("not renewed: Command did not process Renew after %d attempts: %s", attempt, apiMessage(err)), err)
-			return r, false
+			return s.abandon(t, r, fmt.Sprintf("not renewed: Command did not process Renew after %d attempts: %s", attempt, apiMessage(err)), err)
 		case keyfactor.Unknown:
 			s.log.Warn("renew outcome unknown; searching Command for the new certificate", "certificate", cur.Id, "err", err)
 			return s.settleUnknown(ctx, t, r, err)
 		default:
-			s.abandon(t, r)
-			s.failRows(t.rows, report.StageRenew, "Command refused Renew: "+apiMessage(err), err)
-			return r, false
+			return s.abandon(t, r, "Command refused Renew: "+apiMessage(err), err)
 		}
 	}
 }
@@ -179,9 +167,7 @@ func (s *run) renewAnswered(ctx context.Context, t *target, r journal.Renewal, r
 		return r, false
 	case keyfactor.RenewFailed:
 		// Nothing was issued: the next run may try again.
-		s.abandon(t, r)
-		s.failRows(t.rows, report.StageRenew, "Command could not renew the certificate: "+dispositionText(resp)+"; nothing was deployed", nil)
-		return r, false
+		return s.abandon(t, r, "Command could not renew the certificate: "+dispositionText(resp)+"; nothing was deployed", nil)
 	default:
 		// 200 without ids: whether something was issued cannot be known
 		// from the answer, so look, as for a lost answer.
@@ -244,11 +230,14 @@ func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
 	return r
 }
 
-// abandon forgets an attempt Command surely did not process.
-func (s *run) abandon(t *target, r journal.Renewal) {
+// abandon forgets an attempt Command surely did not process and fails the
+// target's rows at the renew stage with detail and the error that ended it.
+func (s *run) abandon(t *target, r journal.Renewal, detail string, cause error) (journal.Renewal, bool) {
 	if err := s.journal.Abandon(t.root, r.Seq); err != nil {
 		s.log.Warn("could not clear the journal's in-flight renewal; the next run will search Command for it", "certificate", r.OldCertificateID, "err", err)
 	}
+	s.failRows(t.rows, report.StageRenew, detail, cause)
+	return r, false
 }
 
 // record writes the renewal r of lineage root, changed by change, to the
