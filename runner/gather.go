@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -228,7 +227,8 @@ func (s *run) readCertificates(ctx context.Context, ids map[int]bool) (map[int]*
 	return out, errs
 }
 
-func isNotFound(err error) bool { return isStatus(err, http.StatusNotFound) }
+// isNotFound reports whether Command answered 404.
+func isNotFound(err error) bool { return keyfactor.CauseOf(err) == keyfactor.CauseNotFound }
 
 // mergeSameCertificate joins targets that turn out to be one certificate
 // (one job by id and another by thumbprint, or a plan that names both a

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -198,11 +197,6 @@ func holderQuery(subjects []string, since time.Time) keyfactor.CertificateQuery 
 		ReturnLimit:      100,
 		IncludeLocations: true,
 	}
-}
-
-func isStatus(err error, status int) bool {
-	var apiErr *keyfactor.APIError
-	return errors.As(err, &apiErr) && apiErr.Status == status
 }
 
 // findHolders looks, for one target, for a newer certificate with the
