@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -169,9 +168,6 @@ func (e readErrors) explain(id int) string {
 	return fmt.Sprintf("certificate %d not found in Command", id)
 }
 
-// queryMode remembers whether Command answers `Id -eq … OR …` reads.
-type queryMode struct{ refused atomic.Bool }
-
 // readCertificates reads the ids with their locations, many per request,
 // or one per request once Command refused the batched query. Ids a batch did
 // not return are read on their own, which tells "not found" from "revoked
@@ -185,11 +181,11 @@ func (s *run) readCertificates(ctx context.Context, ids map[int]bool) (map[int]*
 	}
 	slices.Sort(list)
 	missing := list
-	if !s.queryOK.refused.Load() && len(list) > 1 {
+	if !s.batchRefused.Load() && len(list) > 1 {
 		found, odd, err := s.client.CertificatesByID(ctx, list, true)
 		switch {
 		case errors.Is(err, keyfactor.ErrQueryRefused):
-			s.queryOK.refused.Store(true)
+			s.batchRefused.Store(true)
 			s.log.Info("Command refused a batched certificate read; reading one certificate per request", "err", err)
 		case err != nil:
 			s.log.Warn("batched certificate read failed; reading one certificate per request", "err", err)

@@ -109,7 +109,7 @@ func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 // requests per hundred certificates; a target left without an answer is
 // searched on its own when decide asks.
 func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
-	if s.queryOK.refused.Load() {
+	if s.batchRefused.Load() {
 		return
 	}
 	type batch struct {
