@@ -137,7 +137,7 @@ func (s *run) resolveThumbprints(ctx context.Context, ts []*target) []*target {
 				return nil
 			}
 			page, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-				QueryString: "Thumbprint -eq " + q, ReturnLimit: 2,
+				QueryString: keyfactor.Clause("Thumbprint", "-eq", q), ReturnLimit: 2,
 				IncludeExpired: true, // an expired certificate is the most due of all
 			})
 			switch {

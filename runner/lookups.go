@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,7 +80,7 @@ func (s *run) claimedBy(id int) (int, bool) {
 // state (GET /Workflow/Certificates/{id}).
 func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 	page, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-		QueryString: fmt.Sprintf("CertRequestId -eq %d", requestID), ReturnLimit: 2, IncludeLocations: true,
+		QueryString: keyfactor.Clause("CertRequestId", "-eq", strconv.Itoa(requestID)), ReturnLimit: 2, IncludeLocations: true,
 	})
 	if err != nil {
 		return &requestResult{err: err}
