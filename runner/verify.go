@@ -116,11 +116,12 @@ func (v *verifier) markSeen(root int, r journal.Renewal, cert *keyfactor.Certifi
 	if len(seen) == 0 {
 		return left
 	}
-	s.succeedRows(seen, report.StageVerify, "seen in store", now)
+	// Noted before the rows are final: setRows changes no final row.
 	if !cert.NotAfter.After(now) {
 		s.warn(seen, fmt.Sprintf("Command reports the new certificate %d as expired (NotAfter %s)", cert.Id, stamp(cert.NotAfter)))
 	}
 	s.note(seen, func(row *report.Row) { row.Expires = cert.NotAfter })
+	s.succeedRows(seen, report.StageVerify, "seen in store", now)
 	s.record(root, r, func(x *journal.Renewal) {
 		if x.Stores == nil {
 			x.Stores = map[string]journal.StoreState{}
