@@ -97,7 +97,6 @@ func (c expiredRenewal) GetCertificate(ctx context.Context, id int, includeLocat
 // store, and its row says Command reports it expired.
 func TestExpiredNewCertificateIsAWarning(t *testing.T) {
 	w := newWorld(t, planText(row(1001, storeA)))
-	w.answersEdited = true
 	w.cfg.Verify, w.cfg.VerifyInterval = true, 10*time.Millisecond
 	notAfter := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	rep, err := w.runWith(context.Background(), expiredRenewal{Client: w.client, old: 1001, notAfter: notAfter})
