@@ -35,14 +35,18 @@ func TestInheritedPermissions(t *testing.T) {
 	}
 }
 
-// Command caps the page size whatever was asked: 130 stores, pages of 50,
+// Command caps the page size whatever was asked: 128 stores, pages of 50,
 // and the plan's stores on the last page are found.
 func TestCappedPagesOfStores(t *testing.T) {
 	last := func(i int) string { return fmt.Sprintf("cccccccc-0000-4000-8000-%012d", i) }
-	w := newWorld(t, planText(row(1001, last(128)), row(1002, last(129))), withOptions(func(o *kfsim.Options) { o.MaxPageSize = 50 }), withFixture(func(f *kfsim.Fixture) {
+	w := newWorld(t, planText(row(1001, last(126)), row(1002, last(127))), withOptions(func(o *kfsim.Options) { o.MaxPageSize = 50 }), withFixture(func(f *kfsim.Fixture) {
+		// Command lists stores in the fixture's order: the plan's two
+		// (seeded from it) go after 126 others, onto the third page.
+		var others []kfsim.Store
 		for i := range 126 {
-			f.Stores = append(f.Stores, kfsim.Store{Id: last(i), ContainerId: 1, ClientMachine: fmt.Sprintf("h%d", i), StorePath: "/p", CertStoreType: 1})
+			others = append(others, kfsim.Store{Id: last(i), ContainerId: 1, ClientMachine: fmt.Sprintf("h%d", i), StorePath: "/p", CertStoreType: 1})
 		}
+		f.Stores = append(others, f.Stores...)
 	}))
 	rep := w.mustRun()
 	wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")

@@ -27,9 +27,6 @@ type facts struct {
 	margin time.Duration // stop deploying this long before it ends
 	// renewBefore is the job's threshold, or the run's.
 	renewBefore plan.RenewBefore
-	// identity is who this run acts as in Command ("DOMAIN\\user").
-	identity string
-
 	// stores are the (lower-case) store ids of the target's rows still in
 	// play; decide settles rows by store.
 	stores []string
@@ -67,7 +64,7 @@ type searchResult struct {
 // approval.
 type requestResult struct {
 	status   keyfactor.RequestStatus
-	message  string                 // denial comment or Command's message
+	message  string                 // the request's denial comment
 	issued   *keyfactor.Certificate // the certificate issued for it, if any
 	notFound bool                   // Command does not know the request (404)
 	hidden   string                 // why Command would not show the request's state (403)
@@ -75,8 +72,9 @@ type requestResult struct {
 }
 
 // holderResult is the outcome of looking for a newer certificate with the
-// same subject already in the target's stores (no journal: a new machine or
-// a lost state file). holder is nil when there is none.
+// same subject already in the target's stores (renewed by another machine,
+// shard or journal, or by a run whose state was lost). holder is nil when
+// there is none.
 type holderResult struct {
 	holder *keyfactor.Certificate
 	err    error
@@ -376,11 +374,11 @@ func locatedIn(c *keyfactor.Certificate, store string) bool {
 }
 
 // renewalCandidates filters the certificates a search found for an
-// in-flight renewal of old (attempt started at since) down to those that can
-// only be its own renewal: not old itself, imported since the attempt (less
-// clockSkew), valid beyond old, not already expired (a lying answer), not
-// claimed by any lineage but root's, and requested by identity where Command
-// says who requested it.
+// in-flight renewal old down to those that can only be its own renewal:
+// old's subject but not old itself, imported since the attempt started
+// (less clockSkew), not already expired (a lying answer), not claimed by any
+// lineage but root's, and requested by identity where Command says who
+// requested it.
 func renewalCandidates(old journal.Renewal, root int, identity string, now time.Time, claimedBy func(int) (int, bool), found []keyfactor.Certificate) []keyfactor.Certificate {
 	var out []keyfactor.Certificate
 	for _, c := range found {

@@ -43,7 +43,6 @@ func baseFacts() facts {
 	return facts{
 		now: now, window: 5 * time.Minute, margin: 30 * time.Second,
 		renewBefore: plan.RenewBefore{Duration: 30 * 24 * time.Hour},
-		identity:    `CORP\svc`,
 		stores:      []string{storeA, storeB},
 		planCert:    dueCert, current: dueCert,
 		holders: &holderResult{}, // Command searched: no newer certificate in the stores
@@ -320,9 +319,14 @@ func TestRenewalCandidates(t *testing.T) {
 
 func TestStoreHolder(t *testing.T) {
 	old := cert(1001, now.Add(-355*24*time.Hour), year, storeA)
-	claimedBy := func(id int) (int, bool) { return 7777, id == 2001 }
+	claimed := map[int]int{2001: 7777, 2002: 1001}
+	claimedBy := func(id int) (int, bool) { r, ok := claimed[id]; return r, ok }
 	newer := func(id int, nb time.Time, stores ...string) keyfactor.Certificate {
 		return *cert(id, nb, year, stores...)
+	}
+	edited := func(c keyfactor.Certificate, edit func(*keyfactor.Certificate)) keyfactor.Certificate {
+		edit(&c)
+		return c
 	}
 	for _, tc := range []struct {
 		name  string
@@ -339,6 +343,11 @@ func TestStoreHolder(t *testing.T) {
 		}()}, 2000},
 		{"the same second and import, a lower id", []keyfactor.Certificate{newer(999, old.NotBefore, storeB)}, 0},
 		{"claimed by another lineage", []keyfactor.Certificate{newer(2001, now.Add(-time.Hour), storeB)}, 0},
+		{"claimed by this lineage", []keyfactor.Certificate{newer(2002, now.Add(-time.Hour), storeB)}, 2002},
+		{"another subject", []keyfactor.Certificate{edited(newer(2000, now.Add(-time.Hour), storeB), func(c *keyfactor.Certificate) { c.IssuedDN = "CN=other" })}, 0},
+		{"subject in another case", []keyfactor.Certificate{edited(newer(2000, now.Add(-time.Hour), storeB), func(c *keyfactor.Certificate) { c.IssuedDN = strings.ToUpper(subject) })}, 2000},
+		{"revoked", []keyfactor.Certificate{edited(newer(2000, now.Add(-time.Hour), storeB), func(c *keyfactor.Certificate) { c.CertState = certStateRevoked })}, 0},
+		{"already expired", []keyfactor.Certificate{edited(newer(2000, now.Add(-time.Hour), storeB), func(c *keyfactor.Certificate) { c.NotAfter = now.Add(-time.Second) })}, 0},
 		{"the newest of two", []keyfactor.Certificate{newer(2000, now.Add(-48*time.Hour), storeB), newer(2003, now.Add(-time.Hour), storeB)}, 2003},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
-	"strings"
+	"maps"
 	"time"
 
 	"runner/journal"
@@ -78,10 +78,11 @@ func (s *run) deploy(ctx context.Context, t *target, r journal.Renewal, req keyf
 		}
 		if keyfactor.Classify(err) == keyfactor.Permanent {
 			detail := "Command refused the deploy: " + apiMessage(err)
-			if s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window)) {
+			expired := s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window))
+			if expired {
 				detail = "window expired: " + detail
 			}
-			s.deployFailed(t, r, s.cfg.Now().After(r.RenewedAt.Add(s.cfg.Window)), detail, err)
+			s.deployFailed(t, r, expired, detail, err)
 			return
 		}
 		// Retryable, or unknown: a second deploy of the same certificate to
@@ -123,10 +124,10 @@ func (s *run) deployFailed(t *target, r journal.Renewal, orphaned bool, detail s
 // stores, keeping what the journal holds of its other stores (another
 // plan's rows of the same certificate).
 func (s *run) recordStores(t *target, r journal.Renewal, states map[string]journal.StoreState, orphaned bool) {
-	s.recordAsync(t, r, func(x *journal.Renewal) {
+	s.recordAsync(t.root, r, func(x *journal.Renewal) {
 		keepStores := x.Stores
 		*x = r
-		x.Stores = cloneStores(keepStores)
+		x.Stores = maps.Clone(keepStores)
 		if x.Stores == nil {
 			x.Stores = map[string]journal.StoreState{}
 		}
@@ -224,11 +225,12 @@ func (s *run) countDeploys(rows []*plan.Row) {
 	}
 }
 
-// set lower-cases and de-braces store ids into a set.
+// set makes a set of store ids, which keyfactor and plan both give in one
+// form (lower case, without braces).
 func set(ids []string) map[string]bool {
 	m := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		m[strings.ToLower(strings.Trim(id, "{}"))] = true
+		m[id] = true
 	}
 	return m
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -138,7 +137,7 @@ func (s *run) resolveThumbprints(ctx context.Context, ts []*target) []*target {
 				return nil
 			}
 			page, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-				QueryString: "Thumbprint -eq " + q, ReturnLimit: 2,
+				QueryString: keyfactor.Clause("Thumbprint", "-eq", q), ReturnLimit: 2,
 				IncludeExpired: true, // an expired certificate is the most due of all
 			})
 			switch {
@@ -163,19 +162,11 @@ func (s *run) resolveThumbprints(ctx context.Context, ts []*target) []*target {
 type readErrors map[int]error
 
 func (e readErrors) explain(id int) string {
-	err := e[id]
-	switch {
-	case err == nil:
-		return fmt.Sprintf("certificate %d not found in Command", id)
-	case isNotFound(err):
-		return fmt.Sprintf("certificate %d not found in Command", id)
-	default:
+	if err := e[id]; err != nil && !isNotFound(err) {
 		return fmt.Sprintf("read certificate %d: %v", id, err)
 	}
+	return fmt.Sprintf("certificate %d not found in Command", id)
 }
-
-// queryMode remembers whether Command answers `Id -eq … OR …` reads.
-type queryMode struct{ refused atomic.Bool }
 
 // readCertificates reads the ids with their locations, many per request,
 // or one per request once Command refused the batched query. Ids a batch did
@@ -190,11 +181,11 @@ func (s *run) readCertificates(ctx context.Context, ids map[int]bool) (map[int]*
 	}
 	slices.Sort(list)
 	missing := list
-	if !s.queryOK.refused.Load() && len(list) > 1 {
+	if !s.batchRefused.Load() && len(list) > 1 {
 		found, odd, err := s.client.CertificatesByID(ctx, list, true)
 		switch {
 		case errors.Is(err, keyfactor.ErrQueryRefused):
-			s.queryOK.refused.Store(true)
+			s.batchRefused.Store(true)
 			s.log.Info("Command refused a batched certificate read; reading one certificate per request", "err", err)
 		case err != nil:
 			s.log.Warn("batched certificate read failed; reading one certificate per request", "err", err)
@@ -232,7 +223,8 @@ func (s *run) readCertificates(ctx context.Context, ids map[int]bool) (map[int]*
 	return out, errs
 }
 
-func isNotFound(err error) bool { return isStatus(err, http.StatusNotFound) }
+// isNotFound reports whether Command answered 404.
+func isNotFound(err error) bool { return keyfactor.CauseOf(err) == keyfactor.CauseNotFound }
 
 // mergeSameCertificate joins targets that turn out to be one certificate
 // (one job by id and another by thumbprint, or a plan that names both a
@@ -269,7 +261,7 @@ func (s *run) mergeSameCertificate(ts []*target) []*target {
 // for a target to renew or deploy.
 func (s *run) decideTarget(ctx context.Context, t *target) bool {
 	t.f.now, t.f.force, t.f.window, t.f.margin = s.cfg.Now(), s.cfg.Force, s.cfg.Window, s.cfg.WindowMargin
-	t.f.renewBefore, t.f.identity = s.renewBefore(t.job), s.cfg.Identity
+	t.f.renewBefore = s.renewBefore(t.job)
 	t.f.stores = storesOf(t.rows)
 	for steps := 0; ; steps++ {
 		if steps > 20 {
@@ -437,21 +429,10 @@ func withRenewal(l *journal.Lineage, seq uint64, change func(*journal.Renewal)) 
 	for i := range c.Renewals {
 		if c.Renewals[i].Seq == seq {
 			r := c.Renewals[i]
-			r.Stores = cloneStores(r.Stores)
+			r.Stores = maps.Clone(r.Stores)
 			change(&r)
 			c.Renewals[i] = r
 		}
 	}
 	return &c
-}
-
-func cloneStores(m map[string]journal.StoreState) map[string]journal.StoreState {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]journal.StoreState, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

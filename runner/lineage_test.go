@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,20 +37,11 @@ func sameSubject(f *kfsim.Fixture) {
 func deployedTo(l kfsim.Ledger, store string) []int {
 	var out []int
 	for _, d := range l.Deploys {
-		if d.Refused == "" && containsFold(d.Successful, store) {
+		if d.Refused == "" && slices.Contains(d.Successful, store) {
 			out = append(out, d.CertificateId)
 		}
 	}
 	return out
-}
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // lostRenewals returns the ledger's renewals whose answer never reached

@@ -2,9 +2,9 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,9 +22,9 @@ import (
 const searchLimit = 50
 
 // subjectClause is the query clause that selects certificates with the
-// subject dn (common name cn): IssuedDN -eq, or, when the DN cannot be written in Command's
-// query language (it holds a double quote), IssuedCN -eq, which callers
-// narrow down to the DN themselves.
+// subject dn (common name cn): IssuedDN -eq, or, when the DN cannot be
+// written in Command's query language (see keyfactor.Quote), IssuedCN -eq,
+// which callers narrow down to the DN themselves.
 func subjectClause(dn, cn string) (string, error) {
 	if q, err := keyfactor.Quote(dn); err == nil {
 		return keyfactor.Clause("IssuedDN", "-eq", q), nil
@@ -80,7 +80,7 @@ func (s *run) claimedBy(id int) (int, bool) {
 // state (GET /Workflow/Certificates/{id}).
 func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 	page, err := s.client.ListCertificates(ctx, keyfactor.CertificateQuery{
-		QueryString: fmt.Sprintf("CertRequestId -eq %d", requestID), ReturnLimit: 2, IncludeLocations: true,
+		QueryString: keyfactor.Clause("CertRequestId", "-eq", strconv.Itoa(requestID)), ReturnLimit: 2, IncludeLocations: true,
 	})
 	if err != nil {
 		return &requestResult{err: err}
@@ -110,7 +110,7 @@ func (s *run) lookupRequest(ctx context.Context, requestID int) *requestResult {
 // requests per hundred certificates; a target left without an answer is
 // searched on its own when decide asks.
 func (s *run) prefetchHolders(ctx context.Context, ts []*target) {
-	if s.queryOK.refused.Load() {
+	if s.batchRefused.Load() {
 		return
 	}
 	type batch struct {
@@ -198,11 +198,6 @@ func holderQuery(subjects []string, since time.Time) keyfactor.CertificateQuery 
 		ReturnLimit:      100,
 		IncludeLocations: true,
 	}
-}
-
-func isStatus(err error, status int) bool {
-	var apiErr *keyfactor.APIError
-	return errors.As(err, &apiErr) && apiErr.Status == status
 }
 
 // findHolders looks, for one target, for a newer certificate with the

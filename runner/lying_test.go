@@ -2,8 +2,11 @@ package runner_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"runner/keyfactor"
 	"runner/report"
@@ -69,5 +72,43 @@ func TestRenewAnswerWithoutIdsIsSearchedFor(t *testing.T) {
 	r := wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")
 	if l := w.sim.Ledger(); len(l.Renewals) != 1 || r.NewCertificateID != l.Renewals[0].NewCertificateId {
 		t.Errorf("row names %d, the ledger's only renewal issued %+v", r.NewCertificateID, l.Renewals)
+	}
+}
+
+// expiredRenewal answers every read of a certificate other than old (the
+// one the run starts from) with a NotAfter already past.
+type expiredRenewal struct {
+	runner.Client
+	old      int
+	notAfter time.Time
+}
+
+func (c expiredRenewal) GetCertificate(ctx context.Context, id int, includeLocations bool) (*keyfactor.Certificate, error) {
+	cert, err := c.Client.GetCertificate(ctx, id, includeLocations)
+	if err == nil && id != c.old {
+		edited := *cert
+		edited.NotAfter = c.notAfter
+		return &edited, nil
+	}
+	return cert, err
+}
+
+// A new certificate that Command shows already expired is seen in its
+// store, and its row says Command reports it expired.
+func TestExpiredNewCertificateIsAWarning(t *testing.T) {
+	w := newWorld(t, planText(row(1001, storeA)))
+	w.cfg.Verify, w.cfg.VerifyInterval = true, 10*time.Millisecond
+	notAfter := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	rep, err := w.runWith(context.Background(), expiredRenewal{Client: w.client, old: 1001, notAfter: notAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wantRow(t, rep, 2, report.Succeeded, report.StageVerify, "seen in store")
+	want := fmt.Sprintf("Command reports the new certificate %d as expired (NotAfter %s)", r.NewCertificateID, notAfter.Format(time.RFC3339))
+	if !slices.Contains(r.Warnings, want) {
+		t.Errorf("warnings %q lack %q", r.Warnings, want)
+	}
+	if !r.Expires.Equal(notAfter) {
+		t.Errorf("row expires %s, want the new certificate's %s", r.Expires, notAfter)
 	}
 }

@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -68,7 +67,7 @@ func (s *run) preflight(ctx context.Context) error {
 	}
 	s.stores = make(map[string]keyfactor.CertificateStore, len(stores))
 	for _, st := range stores {
-		s.stores[strings.ToLower(st.Id)] = st
+		s.stores[st.Id] = st
 	}
 	s.storeTypes = make(map[int]keyfactor.CertificateStoreType, len(types))
 	for _, t := range types {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"runner/journal"
@@ -205,11 +206,14 @@ type run struct {
 	storeTypes map[int]keyfactor.CertificateStoreType
 	perms      keyfactor.Permissions
 
-	subjects  subjectLocks
-	pairs     pairSlots // renew→deploy pairs in flight, at most Concurrency
-	queryOK   queryMode // whether Command takes `Id -eq … OR …` reads
-	verifier  *verifier
-	deploysTo map[string]int // deploys sent per store, guarded by mu
+	subjects subjectLocks
+	pairs    pairSlots // renew→deploy pairs in flight, at most Concurrency
+	// batchRefused is set once Command refused a batched read
+	// (`Id -eq … OR …`): certificates are then read one per request, and
+	// the batched search for newer ones in the stores is not tried.
+	batchRefused atomic.Bool
+	verifier     *verifier
+	deploysTo    map[string]int // deploys sent per store, guarded by mu
 }
 
 func newRun(cfg Config, client Client, j *journal.Journal, p *plan.Plan) *run {

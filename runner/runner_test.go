@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -484,6 +485,39 @@ func TestThumbprintRowsResolveAndMergeWithIdRows(t *testing.T) {
 	}
 	if len(l.Deploys) != 1 || len(l.Deploys[0].Stores) != 2 {
 		t.Errorf("want one deploy to both stores, got %+v", l.Deploys)
+	}
+}
+
+// A thumbprint row and an id row that turn out to put one certificate into
+// one store: the later row fails as a duplicate, the earlier one is
+// renewed and deployed once.
+func TestThumbprintAndIdRowsForOneStoreFailTheLaterRow(t *testing.T) {
+	const thumb = "AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12"
+	w := newWorld(t, "certificate_id,thumbprint,store_id\n,"+thumb+","+storeA+"\n1001,,"+storeA+"\n", withFixture(func(f *kfsim.Fixture) {
+		// Only 1001 has the thumbprint (not the certificate seeded for the
+		// thumbprint row).
+		f.Certificates = slices.DeleteFunc(f.Certificates, func(c kfsim.Certificate) bool { return c.Id != 1001 })
+		f.Certificates[0].Thumbprint = thumb
+	}))
+	rep := w.mustRun()
+	wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")
+	wantRow(t, rep, 3, report.Failed, report.StageCheck, "duplicate target: line 2 already deploys certificate 1001 to store "+storeA)
+	if n := renewalsOf(w.sim.Ledger(), 1001); n != 1 {
+		t.Errorf("certificate 1001 renewed %d times, want 1", n)
+	}
+}
+
+// A certificate the batched read does not return is read on its own, and
+// a 404 then fails its rows as not found; the other certificate goes on.
+func TestCertificateMissingFromCommandFailsAtCheck(t *testing.T) {
+	w := newWorld(t, planText(row(1001, storeA), row(1002, storeB)), withFixture(func(f *kfsim.Fixture) {
+		f.Certificates = slices.DeleteFunc(f.Certificates, func(c kfsim.Certificate) bool { return c.Id == 1002 })
+	}))
+	rep := w.mustRun()
+	wantRow(t, rep, 2, report.Succeeded, report.StageDeploy, "job created")
+	wantRow(t, rep, 3, report.Failed, report.StageCheck, "certificate 1002 not found in Command")
+	if reads := certificateReads(w.sim.Ledger(), 1002); len(reads) == 0 {
+		t.Error("certificate 1002 was not read on its own after the batch left it out")
 	}
 }
 

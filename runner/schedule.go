@@ -62,10 +62,6 @@ type Scheduler struct {
 	Logger *slog.Logger
 	// Job is one run; start is when the schedule fired.
 	Job func(ctx context.Context, start time.Time)
-
-	// randN and wait are swapped by tests to drive the jitter.
-	randN func(n int64) int64
-	wait  func(ctx context.Context, d time.Duration) error
 }
 
 // Run schedules Job and blocks until ctx ends and the last run returned.
@@ -80,7 +76,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return
 		}
 		start := time.Now()
-		if err := s.delay(ctx); err != nil {
+		if err := Jitter(ctx, s.Jitter, nil, nil); err != nil {
 			return // interrupted during the jitter: no run starts after a signal
 		}
 		s.Job(ctx, start)
@@ -100,11 +96,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	<-c.Stop().Done()
 	first.Wait()
 	return nil
-}
-
-// delay waits the jitter.
-func (s *Scheduler) delay(ctx context.Context) error {
-	return Jitter(ctx, s.Jitter, s.randN, s.wait)
 }
 
 // Jitter waits a random duration in [0, max), or until ctx ends. randN and

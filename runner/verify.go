@@ -79,14 +79,24 @@ func (v *verifier) follow(root int, r journal.Renewal, rows []*plan.Row, deploye
 	}
 }
 
-// read takes a slot and reads the certificate with its locations.
-func (v *verifier) read(id int) (*keyfactor.Certificate, error) {
+// take waits for one of the verifier's request slots and returns its
+// release; an error when the run was interrupted first.
+func (v *verifier) take() (func(), error) {
 	select {
 	case v.slots <- struct{}{}:
+		return func() { <-v.slots }, nil
 	case <-v.ctx.Done():
 		return nil, v.ctx.Err()
 	}
-	defer func() { <-v.slots }()
+}
+
+// read takes a slot and reads the certificate with its locations.
+func (v *verifier) read(id int) (*keyfactor.Certificate, error) {
+	release, err := v.take()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return v.s.client.GetCertificate(v.ctx, id, true)
 }
 
@@ -106,13 +116,13 @@ func (v *verifier) markSeen(root int, r journal.Renewal, cert *keyfactor.Certifi
 	if len(seen) == 0 {
 		return left
 	}
-	s.succeedRows(seen, report.StageVerify, "seen in store", now)
+	// Noted before the rows are final: setRows changes no final row.
 	if !cert.NotAfter.After(now) {
 		s.warn(seen, fmt.Sprintf("Command reports the new certificate %d as expired (NotAfter %s)", cert.Id, stamp(cert.NotAfter)))
 	}
 	s.note(seen, func(row *report.Row) { row.Expires = cert.NotAfter })
-	t := &target{root: root}
-	s.record(t, r, func(x *journal.Renewal) {
+	s.succeedRows(seen, report.StageVerify, "seen in store", now)
+	s.record(root, r, func(x *journal.Renewal) {
 		if x.Stores == nil {
 			x.Stores = map[string]journal.StoreState{}
 		}
@@ -158,8 +168,8 @@ func (v *verifier) failedJobs(r journal.Renewal, rows []*plan.Row, deployedAt ti
 	return left
 }
 
-// lastFailedJob returns the newest failed job of the store that started
-// after the deploy, or nil.
+// lastFailedJob returns the store's first failed job among the first 20
+// that started since the deploy (less clockSkew), or nil.
 func (v *verifier) lastFailedJob(st keyfactor.CertificateStore, since time.Time) (*keyfactor.JobHistory, error) {
 	machine, err := keyfactor.Quote(st.ClientMachine)
 	if err != nil {
@@ -169,14 +179,14 @@ func (v *verifier) lastFailedJob(st keyfactor.CertificateStore, since time.Time)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case v.slots <- struct{}{}:
-	case <-v.ctx.Done():
-		return nil, v.ctx.Err()
+	release, err := v.take()
+	if err != nil {
+		return nil, err
 	}
-	defer func() { <-v.slots }()
+	defer release()
 	jobs, _, err := v.s.client.JobHistory(v.ctx, keyfactor.JobHistoryQuery{
-		QueryString: fmt.Sprintf("ClientMachine -eq %s AND StorePath -eq %s AND OperationStart -ge %s", machine, path, keyfactor.QueryTime(since.Add(-clockSkew))),
+		QueryString: keyfactor.And(keyfactor.Clause("ClientMachine", "-eq", machine), keyfactor.Clause("StorePath", "-eq", path),
+			keyfactor.Clause("OperationStart", "-ge", keyfactor.QueryTime(since.Add(-clockSkew)))),
 		ReturnLimit: 20, SortField: "JobHistoryId", SortAscending: 1,
 	})
 	if err != nil {

@@ -91,18 +91,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 	// The attempt is on disk; now wait for one of the places of a
 	// renew→deploy pair (pairSlots).
 	if !s.pairs.take(ctx) {
-		s.abandon(t, r)
-		s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted before Renew was sent", nil)
-		return r, false
+		return s.abandon(t, r, "not renewed: run interrupted before Renew was sent", nil)
 	}
 	t.pair = true
 	req := keyfactor.RenewalRequest{CertificateId: cur.Id, Template: t.job.Template, CertificateAuthority: t.job.CertificateAuthority}
 	var bo backoff
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
-			s.abandon(t, r)
-			s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted before Renew was sent", nil)
-			return r, false
+			return s.abandon(t, r, "not renewed: run interrupted before Renew was sent", nil)
 		}
 		sent := s.cfg.Now().UTC()
 		req.Timestamp = sent
@@ -120,9 +116,7 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 				if errors.As(err, &apiErr) {
 					detail = "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)"
 				}
-				s.abandon(t, r)
-				s.failRows(t.rows, report.StageRenew, detail, err)
-				return r, false
+				return s.abandon(t, r, detail, err)
 			}
 			if attempt < renewAttempts {
 				wait := bo.next(min(keyfactor.RetryAfterOf(err), maxRenewWait))
@@ -130,20 +124,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 				if keyfactor.Sleep(ctx, wait) == nil {
 					continue
 				}
-				s.abandon(t, r)
-				s.failRows(t.rows, report.StageRenew, "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)", err)
-				return r, false
+				return s.abandon(t, r, "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)", err)
 			}
-			s.abandon(t, r)
-			s.failRows(t.rows, report.StageRenew, fmt.Sprintf("not renewed: Command did not process Renew after %d attempts: %s", attempt, apiMessage(err)), err)
-			return r, false
+			return s.abandon(t, r, fmt.Sprintf("not renewed: Command did not process Renew after %d attempts: %s", attempt, apiMessage(err)), err)
 		case keyfactor.Unknown:
 			s.log.Warn("renew outcome unknown; searching Command for the new certificate", "certificate", cur.Id, "err", err)
 			return s.settleUnknown(ctx, t, r, err)
 		default:
-			s.abandon(t, r)
-			s.failRows(t.rows, report.StageRenew, "Command refused Renew: "+apiMessage(err), err)
-			return r, false
+			return s.abandon(t, r, "Command refused Renew: "+apiMessage(err), err)
 		}
 	}
 }
@@ -174,14 +162,12 @@ func (s *run) renewAnswered(ctx context.Context, t *target, r journal.Renewal, r
 		r.State, r.RequestID, r.RenewedAt = journal.StatePending, resp.KeyfactorRequestId, sent
 	case keyfactor.RenewDenied:
 		msg := dispositionText(resp)
-		s.record(t, r, func(x *journal.Renewal) { x.State, x.Message = journal.StateDenied, msg })
+		s.record(t.root, r, func(x *journal.Renewal) { x.State, x.Message = journal.StateDenied, msg })
 		s.failRows(t.rows, report.StageRenew, "Command denied the renewal: "+msg+"; nothing was deployed. Fix the cause in Command, then rerun with --force", nil)
 		return r, false
 	case keyfactor.RenewFailed:
 		// Nothing was issued: the next run may try again.
-		s.abandon(t, r)
-		s.failRows(t.rows, report.StageRenew, "Command could not renew the certificate: "+dispositionText(resp)+"; nothing was deployed", nil)
-		return r, false
+		return s.abandon(t, r, "Command could not renew the certificate: "+dispositionText(resp)+"; nothing was deployed", nil)
 	default:
 		// 200 without ids: whether something was issued cannot be known
 		// from the answer, so look, as for a lost answer.
@@ -231,7 +217,7 @@ func (s *run) settleUnknown(ctx context.Context, t *target, r journal.Renewal, c
 // for another; a crash before the commit is settled by the next run's
 // search) and notes it in the rows.
 func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
-	s.recordAsync(t, r, func(x *journal.Renewal) {
+	s.recordAsync(t.root, r, func(x *journal.Renewal) {
 		x.State, x.NewCertificateID, x.RequestID, x.RenewedAt = r.State, r.NewCertificateID, r.RequestID, r.RenewedAt
 	})
 	s.note(t.rows, func(row *report.Row) {
@@ -244,17 +230,20 @@ func (s *run) renewed(t *target, r journal.Renewal) journal.Renewal {
 	return r
 }
 
-// abandon forgets an attempt Command surely did not process.
-func (s *run) abandon(t *target, r journal.Renewal) {
+// abandon forgets an attempt Command surely did not process and fails the
+// target's rows at the renew stage with detail and the error that ended it.
+func (s *run) abandon(t *target, r journal.Renewal, detail string, cause error) (journal.Renewal, bool) {
 	if err := s.journal.Abandon(t.root, r.Seq); err != nil {
 		s.log.Warn("could not clear the journal's in-flight renewal; the next run will search Command for it", "certificate", r.OldCertificateID, "err", err)
 	}
+	s.failRows(t.rows, report.StageRenew, detail, cause)
+	return r, false
 }
 
-// record writes the renewal r, changed by change, to the journal, and waits
-// for the commit.
-func (s *run) record(t *target, r journal.Renewal, change func(*journal.Renewal)) {
-	if err := s.journal.Update(t.root, r.Seq, change); err != nil {
+// record writes the renewal r of lineage root, changed by change, to the
+// journal, and waits for the commit.
+func (s *run) record(root int, r journal.Renewal, change func(*journal.Renewal)) {
+	if err := s.journal.Update(root, r.Seq, change); err != nil {
 		s.log.Error("could not record a renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
 	}
 }
@@ -266,8 +255,8 @@ func (s *run) record(t *target, r journal.Renewal, change func(*journal.Renewal)
 // lost Renew answer (the search finds the certificate; a deploy still inside
 // the window is sent again, which is harmless; past the window, the
 // certificate found in the stores is adopted before anything is renewed).
-func (s *run) recordAsync(t *target, r journal.Renewal, change func(*journal.Renewal)) {
-	if err := s.journal.UpdateAsync(t.root, r.Seq, change); err != nil {
+func (s *run) recordAsync(root int, r journal.Renewal, change func(*journal.Renewal)) {
+	if err := s.journal.UpdateAsync(root, r.Seq, change); err != nil {
 		s.log.Error("could not record a renewal in the journal", "certificate", r.OldCertificateID, "new_certificate", r.NewCertificateID, "err", err)
 	}
 }

@@ -331,7 +331,7 @@ func (w *world) mustRun() *report.Report {
 //     the same certificate only after the first was denied or issued
 //     nothing, or its staging window passed without any store getting it.
 //   - Every deploy of this run went out by the renewing user inside the
-//     window (from the test's config).
+//     simulator's staging window (simWindow), unless refusedOK.
 //   - A row reported succeeded at deploy or verify has a successful deploy
 //     of its new certificate to its store in the ledger; a row reported
 //     failed before verification has none in this run.
