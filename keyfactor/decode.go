@@ -811,6 +811,8 @@ func (r *records[W]) decodeStream(body []byte) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &te):
+			// The message wrongKind gives, from encoding/json's name of
+			// the kind.
 			err = fmt.Errorf("expected a JSON object, got %s", jsonKind(te.Value))
 		case err != nil:
 			return err
@@ -841,14 +843,8 @@ func (r *records[W]) decodeValid(wf *wireFields, body []byte) error {
 		case '{':
 			wf.bindObject(elem, reflect.ValueOf(&w).Elem())
 		case 'n':
-		case '"':
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("string"))
-		case '[':
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("array"))
-		case 't', 'f':
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("bool"))
 		default:
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("number"))
+			err = wrongKind(elem)
 		}
 		r.each(r.n, &w, err)
 		r.n++
