@@ -20,19 +20,15 @@ func utc(y, mo, d, h, mi, s, ns int) time.Time {
 	return time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC)
 }
 
-// serveFixture answers every request with status and the fixture file,
-// and X-Total-Count when total >= 0.
+// serveFixture is serveBody with the fixture file as the body, and
+// X-Total-Count when total >= 0.
 func serveFixture(tb testing.TB, name string, total int) *Client {
 	tb.Helper()
-	body := fixture(tb, name)
-	srv := serve(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if total >= 0 {
-			w.Header().Set("X-Total-Count", itoa(total))
-		}
-		writeJSON(w, 200, string(body))
-	}))
-	c, _ := newTestClient(tb, srv.URL, nil)
-	return c
+	header := ""
+	if total >= 0 {
+		header = itoa(total)
+	}
+	return serveBody(tb, string(fixture(tb, name)), header)
 }
 
 func TestCertificateFixtures(t *testing.T) {
