@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -437,24 +438,13 @@ func TestDeployPasswordMeetsTheSchema(t *testing.T) {
 	// The handler is strict: the shapes the client does not send fail it.
 	for _, body := range []string{`{"CertificateId":1}`, `{"CertificateId":1,"Password":null}`} {
 		var seen []string
-		rec := &recorder{header: http.Header{}}
-		r, _ := http.NewRequest("POST", "/", strings.NewReader(body))
-		strictDeployHandler(t, &seen)(rec, r)
-		if rec.status != 400 {
+		rec := httptest.NewRecorder()
+		strictDeployHandler(t, &seen)(rec, httptest.NewRequest("POST", "/", strings.NewReader(body)))
+		if rec.Code != 400 || len(seen) != 0 {
 			t.Errorf("strict handler accepted %s", body)
 		}
 	}
 }
-
-// recorder is the least http.ResponseWriter the strict handler needs.
-type recorder struct {
-	header http.Header
-	status int
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
-func (r *recorder) WriteHeader(code int)        { r.status = code }
 
 // tokenServer is an OAuth token endpoint plus an API that accepts only the
 // tokens it has not revoked.
