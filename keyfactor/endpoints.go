@@ -322,8 +322,10 @@ func (c *Client) batchSize(ids []int, includeLocations bool) int {
 		return c.CertificateQueryFits(q)
 	}
 	// The URL grows with n, so the largest n that fits can be found by
-	// bisection.
-	lo, hi := 1, len(ids)
+	// bisection. Each id takes at least len("Id+-eq+0") characters of the
+	// URL, so no more than maxURLLength/8 can fit: bisecting over all ids
+	// instead would build queries of the whole plan for every batch.
+	lo, hi := 1, min(len(ids), maxURLLength/len("Id+-eq+0"))
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
 		if fits(mid) {
