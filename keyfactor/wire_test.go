@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func TestParseTime(t *testing.T) {
@@ -523,6 +525,21 @@ func TestOAuthTokenRefusedMidRun(t *testing.T) {
 			t.Errorf("error %v after %d requests, want a 401 after 2", err, ts.apiHits)
 		}
 	})
+}
+
+// drop forgets only the token a refused request carried: when another
+// request has already replaced it, the new token is kept for the retry.
+func TestOAuthDropKeepsANewerToken(t *testing.T) {
+	a := &oauthAuth{tok: &oauth2.Token{AccessToken: "tok-2"}}
+	if !a.drop("tok-1") || a.tok == nil || a.tok.AccessToken != "tok-2" {
+		t.Errorf("drop of a replaced token: current %+v, want tok-2 kept", a.tok)
+	}
+	if !a.drop("tok-2") || a.tok != nil {
+		t.Errorf("drop of the current token: current %+v, want none", a.tok)
+	}
+	if a.drop("") {
+		t.Error("drop of a request that carried no token asks for a new one")
+	}
 }
 
 func TestBasicAuth401IsNotRepeated(t *testing.T) {
