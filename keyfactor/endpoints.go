@@ -148,23 +148,12 @@ func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) (*Cer
 }
 
 func (c *Client) certificatePage(ctx context.Context, v url.Values, page int) (*CertificatePage, error) {
-	out := &CertificatePage{}
-	total, err := listPage(ctx, c, "/Certificates", v, func(i int, w *certificateWire, err error) {
-		var cert Certificate
-		if err == nil {
-			err = cert.fromWire(w)
-		}
-		if err != nil {
-			out.Odd = append(out.Odd, RecordError{Page: page, Index: i, Id: wireID(w.Id), Err: err})
-			return
-		}
-		out.Certificates = append(out.Certificates, cert)
-	})
+	certs, odd, total, err := listPage[certificateWire, Certificate](ctx, c, "/Certificates", v, page,
+		func(w *certificateWire) RecordError { return RecordError{Id: wireID(w.Id)} })
 	if err != nil {
 		return nil, err
 	}
-	out.Total = total
-	return out, nil
+	return &CertificatePage{Certificates: certs, Total: total, Odd: odd}, nil
 }
 
 // certPageSize is the page size AllCertificates asks for when the query
@@ -321,13 +310,37 @@ func (c *Client) batchSize(ids []int, includeLocations bool) int {
 	return lo
 }
 
-// listPage sends one GET of a list endpoint, hands each record to each
-// (see records), and returns X-Total-Count (-1 when absent or unreadable).
-func listPage[W any](ctx context.Context, c *Client, endpoint string, v url.Values, each func(i int, w *W, err error)) (int, error) {
+// listPage sends one GET of a list endpoint for page (0 for a single
+// request) and decodes each record of the answer (see records) with its
+// fromWire. It returns the records, those that could not be decoded (each
+// named by name, if not nil, with its page and index), and X-Total-Count
+// (-1 when absent or unreadable).
+func listPage[W, T any, PT interface {
+	*T
+	fromWire(*W) error
+}](ctx context.Context, c *Client, endpoint string, v url.Values, page int, name func(*W) RecordError) ([]T, []RecordError, int, error) {
+	var recs []T
+	var odd []RecordError
+	each := func(i int, w *W, err error) {
+		var t T
+		if err == nil {
+			err = PT(&t).fromWire(w)
+		}
+		if err != nil {
+			var e RecordError
+			if name != nil {
+				e = name(w)
+			}
+			e.Page, e.Index, e.Err = page, i, err
+			odd = append(odd, e)
+			return
+		}
+		recs = append(recs, t)
+	}
 	var h http.Header
 	err := c.do(ctx, request{method: http.MethodGet, endpoint: endpoint, path: endpoint, query: v, out: &records[W]{each: each}, header: &h})
 	if err != nil {
-		return 0, err
+		return nil, nil, 0, err
 	}
 	total := -1
 	if s := strings.TrimSpace(h.Get("X-Total-Count")); s != "" {
@@ -335,7 +348,7 @@ func listPage[W any](ctx context.Context, c *Client, endpoint string, v url.Valu
 			total = n
 		}
 	}
-	return total, nil
+	return recs, odd, total, nil
 }
 
 // pageQuery builds the paged-query parameters that Command's list
@@ -362,24 +375,13 @@ func (c *Client) ListCertificateStores(ctx context.Context, q StoreQuery) (*Stor
 }
 
 func (c *Client) storePage(ctx context.Context, q StoreQuery, page int) (*StorePage, error) {
-	out := &StorePage{}
-	total, err := listPage(ctx, c, "/CertificateStores", pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit),
-		func(i int, w *storeWire, err error) {
-			var s CertificateStore
-			if err == nil {
-				err = s.fromWire(w)
-			}
-			if err != nil {
-				out.Odd = append(out.Odd, RecordError{Page: page, Index: i, StoreId: wireStoreID(w.Id), Err: err})
-				return
-			}
-			out.Stores = append(out.Stores, s)
-		})
+	stores, odd, total, err := listPage[storeWire, CertificateStore](ctx, c, "/CertificateStores",
+		pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit), page,
+		func(w *storeWire) RecordError { return RecordError{StoreId: wireStoreID(w.Id)} })
 	if err != nil {
 		return nil, err
 	}
-	out.Total = total
-	return out, nil
+	return &StorePage{Stores: stores, Total: total, Odd: odd}, nil
 }
 
 // storePageSize is the page size AllCertificateStores asks for.
@@ -419,20 +421,8 @@ func (c *Client) GetCertificateStore(ctx context.Context, id string) (*Certifica
 // that could not be decoded.
 func (c *Client) CertificateStoreTypes(ctx context.Context) ([]CertificateStoreType, []RecordError, error) {
 	p := pager{what: "certificate store types", limit: storePageSize, log: c.log}
-	return collectAll(p, func(page int) (types []CertificateStoreType, odd []RecordError, total int, err error) {
-		total, err = listPage(ctx, c, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize),
-			func(i int, w *storeTypeWire, err error) {
-				var t CertificateStoreType
-				if err == nil {
-					err = t.fromWire(w)
-				}
-				if err != nil {
-					odd = append(odd, RecordError{Page: page, Index: i, Err: err})
-					return
-				}
-				types = append(types, t)
-			})
-		return types, odd, total, err
+	return collectAll(p, func(page int) ([]CertificateStoreType, []RecordError, int, error) {
+		return listPage[storeTypeWire, CertificateStoreType](ctx, c, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize), page, nil)
 	}, func(t *CertificateStoreType) (int, bool) { return t.StoreType, true })
 }
 
@@ -457,24 +447,13 @@ func (c *Client) JobHistory(ctx context.Context, q JobHistoryQuery) ([]JobHistor
 		limit = certPageSize
 	}
 	p := pager{what: "job history", limit: limit, log: c.log}
-	return collectAll(p, func(page int) (jobs []JobHistory, odd []RecordError, total int, err error) {
+	return collectAll(p, func(page int) ([]JobHistory, []RecordError, int, error) {
 		v := pageQuery("pq.", q.QueryString, page, limit)
 		if q.SortField != "" {
 			v.Set("pq.sortField", q.SortField)
 			v.Set("pq.sortAscending", strconv.Itoa(q.SortAscending))
 		}
-		total, err = listPage(ctx, c, "/OrchestratorJobs/JobHistory", v, func(i int, w *jobHistoryWire, err error) {
-			var j JobHistory
-			if err == nil {
-				err = j.fromWire(w)
-			}
-			if err != nil {
-				odd = append(odd, RecordError{Page: page, Index: i, Err: err})
-				return
-			}
-			jobs = append(jobs, j)
-		})
-		return jobs, odd, total, err
+		return listPage[jobHistoryWire, JobHistory](ctx, c, "/OrchestratorJobs/JobHistory", v, page, nil)
 	}, func(j *JobHistory) (int64, bool) { return j.JobHistoryId, j.JobHistoryId != 0 })
 }
 
