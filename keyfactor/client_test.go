@@ -675,6 +675,26 @@ func TestLimiterIsWaitedOn(t *testing.T) {
 	}
 }
 
+// An answer is read up to maxBody and no further: a larger one is an
+// APIError that says so, not a decode of what was read.
+func TestBodyLargerThanMaxBody(t *testing.T) {
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		chunk := bytes.Repeat([]byte(" "), 1<<20)
+		for range maxBody>>20 + 1 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	c, _ := newTestClient(t, srv.URL, func(c *Config) { c.GetRetries = -1 })
+	_, err := c.StatusEndpoints(context.Background())
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 200 || ae.Message != "response body larger than 32 MiB" || Classify(err) != Unknown {
+		t.Errorf("error = %v (class %v), want an APIError for a body larger than 32 MiB", err, Classify(err))
+	}
+}
+
 // minimalCert is a certificate record with only the fields a decode
 // requires.
 func minimalCert(id int) string {

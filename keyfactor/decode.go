@@ -35,7 +35,8 @@ type fieldError struct {
 func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
 func (e *fieldError) Unwrap() error { return e.err }
 
-// fieldErrors is every unreadable field of one record, in one line.
+// fieldErrors is every unreadable field of one record, in one line. A
+// decoder adds each field's error (nil is skipped) and returns err.
 type fieldErrors []error
 
 func (e fieldErrors) Error() string {
@@ -48,11 +49,23 @@ func (e fieldErrors) Error() string {
 
 func (e fieldErrors) Unwrap() []error { return e }
 
-func joinFields(errs []error) error {
-	if len(errs) == 1 {
-		return errs[0]
+// add keeps err if it is not nil.
+func (e *fieldErrors) add(err error) {
+	if err != nil {
+		*e = append(*e, err)
 	}
-	return fieldErrors(errs)
+}
+
+// err is nil when no field failed, the error itself when one did, and e
+// when several did.
+func (e fieldErrors) err() error {
+	switch len(e) {
+	case 0:
+		return nil
+	case 1:
+		return e[0]
+	}
+	return e
 }
 
 func fieldErr(field string, format string, args ...any) error {
@@ -338,22 +351,17 @@ func (c *Certificate) UnmarshalJSON(data []byte) error {
 
 func (c *Certificate) fromWire(w *certificateWire) error {
 	var out Certificate
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var errs fieldErrors
 	var err error
 	if out.Id, err = strictID(w.Id, "Id"); err != nil {
-		add(err)
+		errs.add(err)
 	} else if out.Id == 0 {
-		add(fieldErr("Id", "missing, expected the certificate id"))
+		errs.add(fieldErr("Id", "missing, expected the certificate id"))
 	}
 	tp, err := lenientString(w.Thumbprint, "Thumbprint")
-	add(err)
+	errs.add(err)
 	out.Thumbprint, err = normThumbprint(tp, "Thumbprint")
-	add(err)
+	errs.add(err)
 	for _, f := range []struct {
 		raw  json.RawMessage
 		name string
@@ -366,23 +374,23 @@ func (c *Certificate) fromWire(w *certificateWire) error {
 		{w.TemplateName, "TemplateName", &out.TemplateName},
 	} {
 		*f.to, err = lenientString(f.raw, f.name)
-		add(err)
+		errs.add(err)
 	}
 	out.ImportDate, err = timeField(w.ImportDate, "ImportDate", false)
-	add(err)
+	errs.add(err)
 	out.NotBefore, err = timeField(w.NotBefore, "NotBefore", true)
-	add(err)
+	errs.add(err)
 	out.NotAfter, err = timeField(w.NotAfter, "NotAfter", true)
-	add(err)
+	errs.add(err)
 	state, err := lenientInt(w.CertState, "CertState")
-	add(err)
+	errs.add(err)
 	out.CertState = int(state)
 	out.CertRequestId, err = strictID(w.CertRequestId, "CertRequestId")
-	add(err)
+	errs.add(err)
 	out.Locations, err = decodeLocations(w.Locations)
-	add(err)
-	if len(errs) > 0 {
-		return joinFields(errs)
+	errs.add(err)
+	if err := errs.err(); err != nil {
+		return err
 	}
 	*c = out
 	return nil
@@ -455,20 +463,15 @@ func (s *CertificateStore) UnmarshalJSON(data []byte) error {
 
 func (s *CertificateStore) fromWire(w *storeWire) error {
 	var out CertificateStore
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var errs fieldErrors
 	id, err := lenientString(w.Id, "Id")
-	add(err)
+	errs.add(err)
 	if out.Id = normGUID(id); err == nil && out.Id == "" {
-		add(fieldErr("Id", "missing, expected the store id"))
+		errs.add(fieldErr("Id", "missing, expected the store id"))
 	}
 	if !isNull(w.ContainerId) {
 		n, err := lenientInt(w.ContainerId, "ContainerId")
-		add(err)
+		errs.add(err)
 		if err == nil {
 			v := int(n)
 			out.ContainerId = &v
@@ -485,17 +488,17 @@ func (s *CertificateStore) fromWire(w *storeWire) error {
 		{w.Storepath, "Storepath", &out.Storepath},
 	} {
 		*f.to, err = lenientString(f.raw, f.name)
-		add(err)
+		errs.add(err)
 	}
 	t, err := lenientInt(w.CertStoreType, "CertStoreType")
-	add(err)
+	errs.add(err)
 	out.CertStoreType = int(t)
 	out.Approved, err = lenientBool(w.Approved, "Approved")
-	add(err)
+	errs.add(err)
 	out.AgentAssigned, err = lenientBool(w.AgentAssigned, "AgentAssigned")
-	add(err)
-	if len(errs) > 0 {
-		return joinFields(errs)
+	errs.add(err)
+	if err := errs.err(); err != nil {
+		return err
 	}
 	*s = out
 	return nil
@@ -521,33 +524,28 @@ func (s *CertificateStoreType) UnmarshalJSON(data []byte) error {
 
 func (s *CertificateStoreType) fromWire(w *storeTypeWire) error {
 	var out CertificateStoreType
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var errs fieldErrors
 	t, err := lenientInt(w.StoreType, "StoreType")
-	add(err)
+	errs.add(err)
 	out.StoreType = int(t)
 	out.ShortName, err = lenientString(w.ShortName, "ShortName")
-	add(err)
+	errs.add(err)
 	out.Name, err = lenientString(w.Name, "Name")
-	add(err)
+	errs.add(err)
 	out.CustomAliasAllowed = aliasRule(w.CustomAliasAllowed)
 	if !isNull(w.PasswordOptions) {
 		var p passwordOptionsWire
 		if err := objectFields(w.PasswordOptions, &p); err != nil {
-			add(&fieldError{field: "PasswordOptions", err: err})
+			errs.add(&fieldError{field: "PasswordOptions", err: err})
 		} else {
 			out.EntryPasswordSupported, err = lenientBool(p.EntrySupported, "PasswordOptions.EntrySupported")
-			add(err)
+			errs.add(err)
 			out.StorePasswordRequired, err = lenientBool(p.StoreRequired, "PasswordOptions.StoreRequired")
-			add(err)
+			errs.add(err)
 		}
 	}
-	if len(errs) > 0 {
-		return joinFields(errs)
+	if err := errs.err(); err != nil {
+		return err
 	}
 	*s = out
 	return nil
@@ -591,29 +589,24 @@ func (r *RenewalResponse) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	var out RenewalResponse
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var errs fieldErrors
 	var err error
 	out.KeyfactorId, err = strictID(w.KeyfactorId, "KeyfactorId")
-	add(err)
+	errs.add(err)
 	out.KeyfactorRequestId, err = strictID(w.KeyfactorRequestId, "KeyfactorRequestId")
-	add(err)
+	errs.add(err)
 	tp, err := lenientString(w.Thumbprint, "Thumbprint")
-	add(err)
+	errs.add(err)
 	out.Thumbprint, err = normThumbprint(tp, "Thumbprint")
-	add(err)
+	errs.add(err)
 	out.SerialNumber, err = lenientString(w.SerialNumber, "SerialNumber")
-	add(err)
+	errs.add(err)
 	out.RequestDisposition, err = lenientString(w.RequestDisposition, "RequestDisposition")
-	add(err)
+	errs.add(err)
 	out.DispositionMessage, err = lenientString(w.DispositionMessage, "DispositionMessage")
-	add(err)
-	if len(errs) > 0 {
-		return joinFields(errs)
+	errs.add(err)
+	if err := errs.err(); err != nil {
+		return err
 	}
 	*r = out
 	return nil
@@ -668,26 +661,21 @@ func (r *CertificateRequest) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	var out CertificateRequest
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var errs fieldErrors
 	var err error
 	out.Id, err = strictID(w.Id, "Id")
-	add(err)
+	errs.add(err)
 	st, err := lenientInt(w.State, "State")
-	add(err)
+	errs.add(err)
 	out.State = int(st)
 	out.StateString, err = lenientString(w.StateString, "StateString")
-	add(err)
+	errs.add(err)
 	out.DenialComment, err = lenientString(w.DenialComment, "DenialComment")
-	add(err)
+	errs.add(err)
 	out.SubmissionDate, err = timeField(w.SubmissionDate, "SubmissionDate", false)
-	add(err)
-	if len(errs) > 0 {
-		return joinFields(errs)
+	errs.add(err)
+	if err := errs.err(); err != nil {
+		return err
 	}
 	*r = out
 	return nil
@@ -709,17 +697,12 @@ func (j *JobHistory) UnmarshalJSON(data []byte) error {
 
 func (j *JobHistory) fromWire(w *jobHistoryWire) error {
 	var out JobHistory
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var errs fieldErrors
 	var err error
 	out.JobHistoryId, err = lenientInt(w.JobHistoryId, "JobHistoryId")
-	add(err)
+	errs.add(err)
 	id, err := lenientString(w.JobId, "JobId")
-	add(err)
+	errs.add(err)
 	out.JobId = normGUID(id)
 	for _, f := range []struct {
 		raw  json.RawMessage
@@ -732,20 +715,20 @@ func (j *JobHistory) fromWire(w *jobHistoryWire) error {
 		{w.ClientMachine, "ClientMachine", &out.ClientMachine},
 	} {
 		*f.to, err = lenientString(f.raw, f.name)
-		add(err)
+		errs.add(err)
 	}
 	out.OperationStart, err = timeField(w.OperationStart, "OperationStart", false)
-	add(err)
+	errs.add(err)
 	out.OperationEnd, err = timeField(w.OperationEnd, "OperationEnd", false)
-	add(err)
+	errs.add(err)
 	res, err := lenientInt(w.Result, "Result")
-	add(err)
+	errs.add(err)
 	out.Result = int(res)
 	st, err := lenientInt(w.Status, "Status")
-	add(err)
+	errs.add(err)
 	out.Status = int(st)
-	if len(errs) > 0 {
-		return joinFields(errs)
+	if err := errs.err(); err != nil {
+		return err
 	}
 	*j = out
 	return nil
@@ -811,6 +794,8 @@ func (r *records[W]) decodeStream(body []byte) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &te):
+			// The message wrongKind gives, from encoding/json's name of
+			// the kind.
 			err = fmt.Errorf("expected a JSON object, got %s", jsonKind(te.Value))
 		case err != nil:
 			return err
@@ -841,14 +826,8 @@ func (r *records[W]) decodeValid(wf *wireFields, body []byte) error {
 		case '{':
 			wf.bindObject(elem, reflect.ValueOf(&w).Elem())
 		case 'n':
-		case '"':
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("string"))
-		case '[':
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("array"))
-		case 't', 'f':
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("bool"))
 		default:
-			err = fmt.Errorf("expected a JSON object, got %s", jsonKind("number"))
+			err = wrongKind(elem)
 		}
 		r.each(r.n, &w, err)
 		r.n++

@@ -148,23 +148,12 @@ func (c *Client) ListCertificates(ctx context.Context, q CertificateQuery) (*Cer
 }
 
 func (c *Client) certificatePage(ctx context.Context, v url.Values, page int) (*CertificatePage, error) {
-	out := &CertificatePage{}
-	_, total, err := listPage(ctx, c, "/Certificates", v, func(i int, w *certificateWire, err error) {
-		var cert Certificate
-		if err == nil {
-			err = cert.fromWire(w)
-		}
-		if err != nil {
-			out.Odd = append(out.Odd, RecordError{Page: page, Index: i, Id: wireID(w.Id), Err: err})
-			return
-		}
-		out.Certificates = append(out.Certificates, cert)
-	})
+	certs, odd, total, err := listPage[certificateWire, Certificate](ctx, c, "/Certificates", v, page,
+		func(w *certificateWire) RecordError { return RecordError{Id: wireID(w.Id)} })
 	if err != nil {
 		return nil, err
 	}
-	out.Total = total
-	return out, nil
+	return &CertificatePage{Certificates: certs, Total: total, Odd: odd}, nil
 }
 
 // certPageSize is the page size AllCertificates asks for when the query
@@ -182,31 +171,15 @@ func (c *Client) AllCertificates(ctx context.Context, q CertificateQuery, each f
 	if limit <= 0 {
 		limit = certPageSize
 	}
-	var odd []RecordError
-	seen := make(map[int]bool)
 	p := pager{what: "certificates", limit: limit, log: c.log}
-	err := p.run(func(page int) (int, int, int, error) {
+	return listAll(p, func(page int) ([]Certificate, []RecordError, int, error) {
 		q.PageReturned, q.ReturnLimit = page, limit
 		cp, err := c.certificatePage(ctx, c.certificateParams(q), page)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("list certificates page %d: %w", page, err)
+			return nil, nil, 0, err
 		}
-		fresh := len(cp.Odd)
-		for i := range cp.Certificates {
-			cert := &cp.Certificates[i]
-			if seen[cert.Id] {
-				continue
-			}
-			seen[cert.Id] = true
-			fresh++
-			if err := each(cert); err != nil {
-				return 0, 0, 0, err
-			}
-		}
-		odd = append(odd, cp.Odd...)
-		return len(cp.Certificates) + len(cp.Odd), fresh, cp.Total, nil
-	})
-	return odd, err
+		return cp.Certificates, cp.Odd, cp.Total, nil
+	}, func(cert *Certificate) (int, bool) { return cert.Id, true }, each)
 }
 
 // maxURLLength bounds the whole URL of a batched read. IIS refuses query
@@ -322,8 +295,10 @@ func (c *Client) batchSize(ids []int, includeLocations bool) int {
 		return c.CertificateQueryFits(q)
 	}
 	// The URL grows with n, so the largest n that fits can be found by
-	// bisection.
-	lo, hi := 1, len(ids)
+	// bisection. Each id takes at least len("Id+-eq+0") characters of the
+	// URL, so no more than maxURLLength/8 can fit: bisecting over all ids
+	// instead would build queries of the whole plan for every batch.
+	lo, hi := 1, min(len(ids), maxURLLength/len("Id+-eq+0"))
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
 		if fits(mid) {
@@ -335,15 +310,37 @@ func (c *Client) batchSize(ids []int, includeLocations bool) int {
 	return lo
 }
 
-// listPage sends one GET of a list endpoint, hands each record to each
-// (see records), and returns how many records the page held and
-// X-Total-Count (-1 when absent or unreadable).
-func listPage[W any](ctx context.Context, c *Client, endpoint string, v url.Values, each func(i int, w *W, err error)) (int, int, error) {
-	list := &records[W]{each: each}
+// listPage sends one GET of a list endpoint for page (0 for a single
+// request) and decodes each record of the answer (see records) with its
+// fromWire. It returns the records, those that could not be decoded (each
+// named by name, if not nil, with its page and index), and X-Total-Count
+// (-1 when absent or unreadable).
+func listPage[W, T any, PT interface {
+	*T
+	fromWire(*W) error
+}](ctx context.Context, c *Client, endpoint string, v url.Values, page int, name func(*W) RecordError) ([]T, []RecordError, int, error) {
+	var recs []T
+	var odd []RecordError
+	each := func(i int, w *W, err error) {
+		var t T
+		if err == nil {
+			err = PT(&t).fromWire(w)
+		}
+		if err != nil {
+			var e RecordError
+			if name != nil {
+				e = name(w)
+			}
+			e.Page, e.Index, e.Err = page, i, err
+			odd = append(odd, e)
+			return
+		}
+		recs = append(recs, t)
+	}
 	var h http.Header
-	err := c.do(ctx, request{method: http.MethodGet, endpoint: endpoint, path: endpoint, query: v, out: list, header: &h})
+	err := c.do(ctx, request{method: http.MethodGet, endpoint: endpoint, path: endpoint, query: v, out: &records[W]{each: each}, header: &h})
 	if err != nil {
-		return 0, 0, err
+		return nil, nil, 0, err
 	}
 	total := -1
 	if s := strings.TrimSpace(h.Get("X-Total-Count")); s != "" {
@@ -351,7 +348,7 @@ func listPage[W any](ctx context.Context, c *Client, endpoint string, v url.Valu
 			total = n
 		}
 	}
-	return list.n, total, nil
+	return recs, odd, total, nil
 }
 
 // pageQuery builds the paged-query parameters that Command's list
@@ -378,24 +375,13 @@ func (c *Client) ListCertificateStores(ctx context.Context, q StoreQuery) (*Stor
 }
 
 func (c *Client) storePage(ctx context.Context, q StoreQuery, page int) (*StorePage, error) {
-	out := &StorePage{}
-	_, total, err := listPage(ctx, c, "/CertificateStores", pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit),
-		func(i int, w *storeWire, err error) {
-			var s CertificateStore
-			if err == nil {
-				err = s.fromWire(w)
-			}
-			if err != nil {
-				out.Odd = append(out.Odd, RecordError{Page: page, Index: i, StoreId: wireStoreID(w.Id), Err: err})
-				return
-			}
-			out.Stores = append(out.Stores, s)
-		})
+	stores, odd, total, err := listPage[storeWire, CertificateStore](ctx, c, "/CertificateStores",
+		pageQuery("certificateStoreQuery.", q.QueryString, q.PageReturned, q.ReturnLimit), page,
+		func(w *storeWire) RecordError { return RecordError{StoreId: wireStoreID(w.Id)} })
 	if err != nil {
 		return nil, err
 	}
-	out.Total = total
-	return out, nil
+	return &StorePage{Stores: stores, Total: total, Odd: odd}, nil
 }
 
 // storePageSize is the page size AllCertificateStores asks for.
@@ -405,30 +391,14 @@ const storePageSize = 100
 // rule as AllCertificates and returns every store once, and the records
 // that could not be decoded.
 func (c *Client) AllCertificateStores(ctx context.Context, queryString string) ([]CertificateStore, []RecordError, error) {
-	var all []CertificateStore
-	var odd []RecordError
-	seen := make(map[string]bool)
 	p := pager{what: "certificate stores", limit: storePageSize, log: c.log}
-	err := p.run(func(page int) (int, int, int, error) {
+	return collectAll(p, func(page int) ([]CertificateStore, []RecordError, int, error) {
 		sp, err := c.storePage(ctx, StoreQuery{QueryString: queryString, PageReturned: page, ReturnLimit: storePageSize}, page)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("list certificate stores page %d: %w", page, err)
+			return nil, nil, 0, err
 		}
-		fresh := len(sp.Odd)
-		for _, s := range sp.Stores {
-			if !seen[s.Id] {
-				seen[s.Id] = true
-				fresh++
-				all = append(all, s)
-			}
-		}
-		odd = append(odd, sp.Odd...)
-		return len(sp.Stores) + len(sp.Odd), fresh, sp.Total, nil
-	})
-	if err != nil {
-		return nil, odd, err
-	}
-	return all, odd, nil
+		return sp.Stores, sp.Odd, sp.Total, nil
+	}, func(s *CertificateStore) (string, bool) { return s.Id, true })
 }
 
 // GetCertificateStore calls GET /CertificateStores/{id}.
@@ -450,37 +420,10 @@ func (c *Client) GetCertificateStore(ctx context.Context, id string) (*Certifica
 // default page of 50) and returns every store type once, and the records
 // that could not be decoded.
 func (c *Client) CertificateStoreTypes(ctx context.Context) ([]CertificateStoreType, []RecordError, error) {
-	var all []CertificateStoreType
-	var odd []RecordError
-	seen := make(map[int]bool)
 	p := pager{what: "certificate store types", limit: storePageSize, log: c.log}
-	err := p.run(func(page int) (int, int, int, error) {
-		fresh := 0
-		n, total, err := listPage(ctx, c, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize),
-			func(i int, w *storeTypeWire, err error) {
-				var t CertificateStoreType
-				if err == nil {
-					err = t.fromWire(w)
-				}
-				switch {
-				case err != nil:
-					odd = append(odd, RecordError{Page: page, Index: i, Err: err})
-					fresh++
-				case !seen[t.StoreType]:
-					seen[t.StoreType] = true
-					fresh++
-					all = append(all, t)
-				}
-			})
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("list certificate store types page %d: %w", page, err)
-		}
-		return n, fresh, total, nil
-	})
-	if err != nil {
-		return nil, odd, err
-	}
-	return all, odd, nil
+	return collectAll(p, func(page int) ([]CertificateStoreType, []RecordError, int, error) {
+		return listPage[storeTypeWire, CertificateStoreType](ctx, c, "/CertificateStoreTypes", pageQuery("cstquery.", "", page, storePageSize), page, nil)
+	}, func(t *CertificateStoreType) (int, bool) { return t.StoreType, true })
 }
 
 // CertificateRequest calls GET /Workflow/Certificates/{id}: the state of a
@@ -503,41 +446,15 @@ func (c *Client) JobHistory(ctx context.Context, q JobHistoryQuery) ([]JobHistor
 	if limit <= 0 {
 		limit = certPageSize
 	}
-	var all []JobHistory
-	var odd []RecordError
-	seen := make(map[int64]bool)
 	p := pager{what: "job history", limit: limit, log: c.log}
-	err := p.run(func(page int) (int, int, int, error) {
+	return collectAll(p, func(page int) ([]JobHistory, []RecordError, int, error) {
 		v := pageQuery("pq.", q.QueryString, page, limit)
 		if q.SortField != "" {
 			v.Set("pq.sortField", q.SortField)
 			v.Set("pq.sortAscending", strconv.Itoa(q.SortAscending))
 		}
-		fresh := 0
-		n, total, err := listPage(ctx, c, "/OrchestratorJobs/JobHistory", v, func(i int, w *jobHistoryWire, err error) {
-			var j JobHistory
-			if err == nil {
-				err = j.fromWire(w)
-			}
-			switch {
-			case err != nil:
-				odd = append(odd, RecordError{Page: page, Index: i, Err: err})
-				fresh++
-			case j.JobHistoryId == 0 || !seen[j.JobHistoryId]:
-				seen[j.JobHistoryId] = true
-				fresh++
-				all = append(all, j)
-			}
-		})
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("list job history page %d: %w", page, err)
-		}
-		return n, fresh, total, nil
-	})
-	if err != nil {
-		return nil, odd, err
-	}
-	return all, odd, nil
+		return listPage[jobHistoryWire, JobHistory](ctx, c, "/OrchestratorJobs/JobHistory", v, page, nil)
+	}, func(j *JobHistory) (int64, bool) { return j.JobHistoryId, j.JobHistoryId != 0 })
 }
 
 // Renew calls POST /Enrollment/Renew (with collectionId when the client has

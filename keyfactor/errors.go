@@ -425,9 +425,6 @@ func CauseOf(err error) Cause {
 		if isTLSError(te.Err) {
 			return CauseTLS
 		}
-		if errors.Is(te.Err, context.Canceled) {
-			return CauseOther
-		}
 		return CauseUnreachable
 	}
 	var ae *APIError

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,19 +21,15 @@ func utc(y, mo, d, h, mi, s, ns int) time.Time {
 	return time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC)
 }
 
-// serveFixture answers every request with status and the fixture file,
-// and X-Total-Count when total >= 0.
+// serveFixture is serveBody with the fixture file as the body, and
+// X-Total-Count when total >= 0.
 func serveFixture(tb testing.TB, name string, total int) *Client {
 	tb.Helper()
-	body := fixture(tb, name)
-	srv := serve(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if total >= 0 {
-			w.Header().Set("X-Total-Count", itoa(total))
-		}
-		writeJSON(w, 200, string(body))
-	}))
-	c, _ := newTestClient(tb, srv.URL, nil)
-	return c
+	header := ""
+	if total >= 0 {
+		header = itoa(total)
+	}
+	return serveBody(tb, string(fixture(tb, name)), header)
 }
 
 func TestCertificateFixtures(t *testing.T) {
@@ -401,14 +398,13 @@ func TestErrorFixtures(t *testing.T) {
 // Every fixture that holds a JSON document is valid JSON, so that a
 // broken fixture cannot pass a test for the wrong reason.
 func TestFixturesAreJSON(t *testing.T) {
-	for _, name := range []string{"certificate.json", "certificate_principal.json", "certificates_page50.json", "deploy_response.json",
-		"deploy_response_messy.json", "error_400.json", "error_403.json", "job_history.json", "permissions_admin.json",
-		"permissions_container.json", "permissions_hosted.json", "permissions_v11.json", "renew_bad_ids.json", "renew_denied.json",
-		"renew_empty.json", "renew_failed.json", "renew_issued.json", "renew_pending.json", "renew_pending_word.json",
-		"security_my_readonly.json", "security_my_v11.json", "store.json", "store_types.json", "stores_page.json",
-		"workflow_request.json", "workflow_request_denied.json"} {
-		if !json.Valid(fixture(t, name)) {
-			t.Errorf("%s is not valid JSON", name)
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures found: %v", err)
+	}
+	for _, path := range files {
+		if !json.Valid(fixture(t, filepath.Base(path))) {
+			t.Errorf("%s is not valid JSON", path)
 		}
 	}
 }

@@ -76,3 +76,53 @@ func (p pager) checkTotal(seen, total int) {
 		p.log.Warn("keyfactor list count disagrees with its pages", "list", p.what, "x_total_count", total, "records", seen)
 	}
 }
+
+// listAll pages through a listing with p's rule (see run). read reads one
+// page: its records, those that could not be decoded, and X-Total-Count
+// (-1 when absent). each is called for every record, in order, whose key
+// was not met before; a record whose key reports false has none and is
+// never taken for a repeat, nor is a record that could not be decoded. An
+// error from read is returned with the page named; one from each ends the
+// listing and is returned as is. The records that could not be decoded are
+// returned either way.
+func listAll[T any, K comparable](p pager, read func(page int) ([]T, []RecordError, int, error), key func(*T) (K, bool), each func(*T) error) ([]RecordError, error) {
+	var odd []RecordError
+	seen := make(map[K]bool)
+	err := p.run(func(page int) (int, int, int, error) {
+		recs, bad, total, err := read(page)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("list %s page %d: %w", p.what, page, err)
+		}
+		fresh := len(bad)
+		for i := range recs {
+			r := &recs[i]
+			if k, ok := key(r); ok {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+			fresh++
+			if err := each(r); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		odd = append(odd, bad...)
+		return len(recs) + len(bad), fresh, total, nil
+	})
+	return odd, err
+}
+
+// collectAll is listAll returning the records instead of handing each
+// over; on an error they are dropped.
+func collectAll[T any, K comparable](p pager, read func(page int) ([]T, []RecordError, int, error), key func(*T) (K, bool)) ([]T, []RecordError, error) {
+	var all []T
+	odd, err := listAll(p, read, key, func(r *T) error {
+		all = append(all, *r)
+		return nil
+	})
+	if err != nil {
+		return nil, odd, err
+	}
+	return all, odd, nil
+}

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func TestParseTime(t *testing.T) {
@@ -437,24 +440,13 @@ func TestDeployPasswordMeetsTheSchema(t *testing.T) {
 	// The handler is strict: the shapes the client does not send fail it.
 	for _, body := range []string{`{"CertificateId":1}`, `{"CertificateId":1,"Password":null}`} {
 		var seen []string
-		rec := &recorder{header: http.Header{}}
-		r, _ := http.NewRequest("POST", "/", strings.NewReader(body))
-		strictDeployHandler(t, &seen)(rec, r)
-		if rec.status != 400 {
+		rec := httptest.NewRecorder()
+		strictDeployHandler(t, &seen)(rec, httptest.NewRequest("POST", "/", strings.NewReader(body)))
+		if rec.Code != 400 || len(seen) != 0 {
 			t.Errorf("strict handler accepted %s", body)
 		}
 	}
 }
-
-// recorder is the least http.ResponseWriter the strict handler needs.
-type recorder struct {
-	header http.Header
-	status int
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
-func (r *recorder) WriteHeader(code int)        { r.status = code }
 
 // tokenServer is an OAuth token endpoint plus an API that accepts only the
 // tokens it has not revoked.
@@ -533,6 +525,21 @@ func TestOAuthTokenRefusedMidRun(t *testing.T) {
 			t.Errorf("error %v after %d requests, want a 401 after 2", err, ts.apiHits)
 		}
 	})
+}
+
+// drop forgets only the token a refused request carried: when another
+// request has already replaced it, the new token is kept for the retry.
+func TestOAuthDropKeepsANewerToken(t *testing.T) {
+	a := &oauthAuth{tok: &oauth2.Token{AccessToken: "tok-2"}}
+	if !a.drop("tok-1") || a.tok == nil || a.tok.AccessToken != "tok-2" {
+		t.Errorf("drop of a replaced token: current %+v, want tok-2 kept", a.tok)
+	}
+	if !a.drop("tok-2") || a.tok != nil {
+		t.Errorf("drop of the current token: current %+v, want none", a.tok)
+	}
+	if a.drop("") {
+		t.Error("drop of a request that carried no token asks for a new one")
+	}
 }
 
 func TestBasicAuth401IsNotRepeated(t *testing.T) {

@@ -1,15 +1,13 @@
 package simtest
 
-// The client against the simulator, over real HTTP, using only the kfsim
-// API that PLAN.md lists as stable. Wire details are tested against
-// httptest handlers and fixtures in package keyfactor.
+// The client against the simulator, over real HTTP, using only kfsim's
+// exported API. Wire details are tested against httptest handlers and
+// fixtures in package keyfactor.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -64,20 +62,15 @@ func simWorld() kfsim.Fixture {
 	return f
 }
 
-// newSim serves a loaded simulator over HTTP (or HTTPS) on loopback.
-func newSim(tb testing.TB, useTLS bool) (*kfsim.Server, *httptest.Server) {
+// newSim serves a loaded simulator over HTTP on loopback. (TLS trust is
+// tested against httptest in package keyfactor.)
+func newSim(tb testing.TB) (*kfsim.Server, *httptest.Server) {
 	tb.Helper()
 	sim := kfsim.New(kfsim.Options{Clock: kfsim.NewManualClock(simStart), Seed: 7})
 	if err := sim.Load(simWorld()); err != nil {
 		tb.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(sim)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused TLS handshakes are expected
-	if useTLS {
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
+	srv := httptest.NewServer(sim)
 	tb.Cleanup(srv.Close)
 	return sim, srv
 }
@@ -97,7 +90,7 @@ func simClient(tb testing.TB, srv *httptest.Server, edit func(*keyfactor.Config)
 }
 
 func TestKfsimReads(t *testing.T) {
-	_, srv := newSim(t, false)
+	_, srv := newSim(t)
 	c := simClient(t, srv, nil)
 	ctx := context.Background()
 	four := 4
@@ -225,7 +218,7 @@ func TestKfsimRenewAndDeploy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, srv := newSim(t, false)
+			sim, srv := newSim(t)
 			c := simClient(t, srv, nil)
 			ctx := context.Background()
 			rr, err := c.Renew(ctx, keyfactor.RenewalRequest{CertificateId: 1001})
@@ -263,7 +256,7 @@ func TestKfsimRenewAndDeploy(t *testing.T) {
 }
 
 func TestKfsimBasicAuth(t *testing.T) {
-	_, srv := newSim(t, false)
+	_, srv := newSim(t)
 	tests := []struct {
 		name         string
 		edit         func(*keyfactor.Config)
@@ -335,7 +328,7 @@ func TestKfsimFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, srv := newSim(t, false)
+			sim, srv := newSim(t)
 			rule, err := kfsim.ParseFault(tt.fault)
 			if err != nil {
 				t.Fatal(err)
