@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,21 +177,13 @@ func intFlag(c *cli.Context, name string) int {
 	return c.Int(name)
 }
 
+// hasFlag reports whether the command being run defines the flag itself
+// (for `runner PLAN.csv`, the root command's flags are the app's). Reading
+// one it does not define would find the root's, set from the environment.
 func hasFlag(c *cli.Context, name string) bool {
 	for _, f := range c.Command.Flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return true
-			}
-		}
-	}
-	if c.Command.Name == "" || c.Command.Name == c.App.Name {
-		for _, f := range c.App.Flags {
-			for _, n := range f.Names() {
-				if n == name {
-					return true
-				}
-			}
+		if slices.Contains(f.Names(), name) {
+			return true
 		}
 	}
 	return false
