@@ -424,7 +424,7 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 		return notRun(p, "configuration error: "+inv.configErr.Error(), inv.configErr)
 	}
 	if err != nil {
-		return notRun(p, "plan error: "+planErrorText(err), err)
+		return notRun(p, "plan error: "+errorText(err), err)
 	}
 	if clientErr != nil {
 		return notRun(p, "configuration error: "+clientErr.Error(), clientErr)
@@ -491,15 +491,6 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 		runErr = errOutputsNotWritten
 	}
 	return rep, runErr
-}
-
-// planErrorText is the reason a plan error gives in a not-run report.
-func planErrorText(err error) string {
-	var errs *plan.ErrorList
-	if errors.As(err, &errs) {
-		return errs.Summary(plan.SummaryLimit)
-	}
-	return err.Error()
 }
 
 // errOutputsNotWritten ends a run that happened but could not write a

@@ -182,17 +182,22 @@ func exitCode(err error) int {
 // printError writes err the way an operator reads it at 3 a.m.: what
 // happened, then what to do, the hint chosen by the cause.
 func printError(w io.Writer, err error) {
-	msg := err.Error()
-	var errs *plan.ErrorList
-	if errors.As(err, &errs) {
-		msg = errs.Summary(plan.SummaryLimit)
-	}
-	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(errorText(err), "\n"), "\n") {
 		fmt.Fprintf(w, "runner: error: %s\n", line)
 	}
 	if hint := hintFor(err); hint != "" {
 		fmt.Fprintf(w, "runner: hint: %s\n", hint)
 	}
+}
+
+// errorText is err as the operator reads it, in stderr and in a not-run
+// report: a plan's error list is cut at plan.SummaryLimit errors.
+func errorText(err error) string {
+	var errs *plan.ErrorList
+	if errors.As(err, &errs) {
+		return errs.Summary(plan.SummaryLimit)
+	}
+	return err.Error()
 }
 
 // hintFor chooses what to tell the operator from the kind of error.
