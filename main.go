@@ -52,11 +52,19 @@ func main() {
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, args)
-	var done printed
-	if err != nil && !errors.Is(err, errRowsFailed) && !errors.Is(err, runner.ErrInterrupted) && !errors.As(err, &done) {
+	if err != nil && !saidAlready(err) {
 		printError(stderr, err)
 	}
 	return exitCode(err)
+}
+
+// saidAlready reports whether err needs no block from printError: failed
+// rows are in the summary (finish printed an output it could not write),
+// an interrupt is the operator's own and a run under way notes it in the
+// summary, and a printed error was printed by its action.
+func saidAlready(err error) bool {
+	var done printed
+	return errors.Is(err, errRowsFailed) || errors.Is(err, runner.ErrInterrupted) || errors.As(err, &done)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
