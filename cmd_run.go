@@ -488,7 +488,7 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 	rep.Run.CommandHost = client.BaseURL()
 	stampVersion(rep)
 	if err := inv.finish(ctx, outs, rep); err != nil && runErr == nil {
-		runErr = errOutputsNotWritten
+		runErr = err
 	}
 	return rep, runErr
 }
@@ -522,8 +522,8 @@ func firstLine(s string) string {
 }
 
 // finish writes the reports, the failed plan, the metrics file and the
-// summary, and sends the notification. Each failure is printed; the error
-// says that something could not be written.
+// summary, and sends the notification. Each failure is printed, and
+// errOutputsNotWritten returned.
 func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Report) error {
 	var failed bool
 	fail := func(err error) {
@@ -569,7 +569,7 @@ func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Rep
 			// before deleting anything or running again.
 			fmt.Fprintln(inv.stderr, "runner: hint: the run itself went ahead and its journal records what it did (a rerun renews nothing twice): fix the file or directory named above; the run's outcome is in the other outputs and the log")
 		}
-		return errors.New("some outputs could not be written")
+		return errOutputsNotWritten
 	}
 	return nil
 }
