@@ -898,3 +898,58 @@ func TestJobTime(t *testing.T) {
 		}
 	}
 }
+
+// Off a terminal the log gate holds info records and lets warnings through
+// at once; opening it releases what it held in order, the oldest dropped
+// past maxHeld, and later records pass. Closed again (the next scheduled
+// run), an error opens it: the held record comes out before the error.
+func TestLogGateHoldsInfoUntilNews(t *testing.T) {
+	var buf strings.Builder
+	log, gate, err := newLogger("json", "info", &buf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := func() []map[string]any {
+		t.Helper()
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			out = append(out, m)
+		}
+		buf.Reset()
+		return out
+	}
+	for i := range maxHeld + 2 {
+		log.Info("held", "i", i)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("info records passed a closed gate:\n%.300s", buf.String())
+	}
+	log.Warn("warning")
+	if got := lines(); len(got) != 1 || got[0]["msg"] != "warning" {
+		t.Fatalf("want the warning alone at once, got %v", got)
+	}
+	gate.open()
+	got := lines()
+	if len(got) != maxHeld {
+		t.Fatalf("%d records released, want the last %d held", len(got), maxHeld)
+	}
+	for k, m := range got {
+		if m["msg"] != "held" || m["i"] != float64(k+2) {
+			t.Fatalf("record %d released: %v, want held i=%d (in order, the two oldest dropped)", k, m, k+2)
+		}
+	}
+	log.Info("after")
+	if got := lines(); len(got) != 1 || got[0]["msg"] != "after" {
+		t.Errorf("an open gate held a record: %v", got)
+	}
+	gate.close()
+	log.Info("before the error")
+	log.Error("error")
+	if got := lines(); len(got) != 2 || got[0]["msg"] != "before the error" || got[1]["msg"] != "error" {
+		t.Errorf("an error after a held record: %v, want both, in order", got)
+	}
+}
