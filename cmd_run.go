@@ -147,7 +147,7 @@ func (inv *invocation) readSettings(c *cli.Context) error {
 	return nil
 }
 
-// boolFlag, stringFlag and durationFlag read a flag that only some
+// boolFlag, stringFlag, durationFlag and intFlag read a flag that only some
 // commands define (plan has no --quiet), as its zero value where absent.
 func boolFlag(c *cli.Context, name string) bool {
 	if !hasFlag(c, name) {
