@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,15 +159,9 @@ func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			posts := make(chan map[string]any, 4)
-			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				var m map[string]any
-				_ = json.NewDecoder(r.Body).Decode(&m)
-				posts <- m
-			}))
-			defer hook.Close()
+			hook := newWebhook(t)
 			out := filepath.Join(t.TempDir(), "r.json")
-			r := runMain(t, context.Background(), append(append([]string{"--report", out, "--notify-webhook", hook.URL}, tc.args...), p)...)
+			r := runMain(t, context.Background(), append(append([]string{"--report", out, "--notify-webhook", hook.url}, tc.args...), p)...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "runner: error:") != 1 {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 and %q, said once", r.code, r.stderr, tc.want)
 			}
@@ -177,13 +172,11 @@ func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
 			if rep.Run.Command != "run" || rep.Run.DryRun || len(rep.Rows) != 2 || rep.Rows[0].Stage != "plan" || !strings.Contains(rep.Rows[0].Detail, "not run") {
 				t.Errorf("report: command %q dry run %v, rows %+v", rep.Run.Command, rep.Run.DryRun, rep.Rows)
 			}
-			select { // Notify returns only after its post was answered
-			case m := <-posts:
-				if m["outcome"] != "not_run" || !strings.Contains(fmt.Sprint(m["not_run"]), tc.want) {
-					t.Errorf("webhook: %v", m)
-				}
-			default:
-				t.Error("no webhook post for a run that did not happen")
+			// Notify returns only after its post was answered.
+			if posts := hook.posts(); len(posts) != 1 {
+				t.Errorf("%d webhook posts for a run that did not happen, want 1", len(posts))
+			} else if m := posts[0]; m["outcome"] != "not_run" || !strings.Contains(fmt.Sprint(m["not_run"]), tc.want) {
+				t.Errorf("webhook: %v", m)
 			}
 		})
 	}
@@ -543,36 +536,53 @@ func TestRateIsWiredToTheClient(t *testing.T) {
 // The webhook gets a JSON summary with a text field on failure, and
 // nothing on success unless --notify always.
 func TestNotifyWebhook(t *testing.T) {
-	var mu sync.Mutex
-	var got []map[string]any
+	hook := newWebhook(t)
+	failing := writePlan(t, "certificate_id,store_id,password\n1001,11111111-1111-4111-8111-111111111111,env:RUNNER_TEST_NEVER_SET\n")
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", hook.url, failing); r.code != exitRowsFailed {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", hook.url, examplePlan); r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got := hook.posts(); len(got) != 1 || !strings.Contains(got[0]["text"].(string), "failed") {
+		t.Errorf("posts: %v, want one for the failing run", got)
+	}
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", hook.url, "--notify", "always", examplePlan); r.code != exitOK {
+		t.Fatalf("exit %d", r.code)
+	}
+	if got := hook.posts(); len(got) != 2 {
+		t.Errorf("--notify always: %d posts, want 2", len(got))
+	}
+}
+
+// webhook is a --notify-webhook endpoint that keeps every JSON body
+// posted to it.
+type webhook struct {
+	url string
+	mu  sync.Mutex
+	got []map[string]any
+}
+
+func newWebhook(t *testing.T) *webhook {
+	t.Helper()
+	h := &webhook{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&m)
-		mu.Lock()
-		got = append(got, m)
-		mu.Unlock()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.got = append(h.got, m)
 	}))
-	defer srv.Close()
-	failing := writePlan(t, "certificate_id,store_id,password\n1001,11111111-1111-4111-8111-111111111111,env:RUNNER_TEST_NEVER_SET\n")
-	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, failing); r.code != exitRowsFailed {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, examplePlan); r.code != exitOK {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	mu.Lock()
-	if len(got) != 1 || !strings.Contains(got[0]["text"].(string), "failed") {
-		t.Errorf("posts: %v, want one for the failing run", got)
-	}
-	mu.Unlock()
-	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, "--notify", "always", examplePlan); r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 2 {
-		t.Errorf("--notify always: %d posts, want 2", len(got))
-	}
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+// posts are the bodies posted so far.
+func (h *webhook) posts() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
 }
 
 // renewedAs makes the world one in which certificate old was renewed as
