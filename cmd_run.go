@@ -389,8 +389,9 @@ func requestLimiter(perSecond float64) *rate.Limiter {
 }
 
 // runOnce is one run of the plan: it reads the plan, connects, takes the
-// state lock, runs, and writes every output. Whatever stops it, each
-// --report gets a report saying what happened.
+// state lock, runs, and writes every output. Whatever stops it once the
+// outputs passed their checks, each --report gets a report saying what
+// happened; an output that would destroy a file writes nothing at all.
 func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Report, error) {
 	outs := inv.outputs.at(start)
 	var client *keyfactor.Client
