@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -421,6 +422,15 @@ func TestHintsFollowTheCause(t *testing.T) {
 		}, "check KEYFACTOR_API_PATH"},
 		{"wrong password", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_PASSWORD", "not-it") }, "Command refused the credentials"},
 		{"busy", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:503")) }, "Command is busy"},
+		{"failing", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:500")) }, "Command failed internally"},
+		{"403", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:html-error:status=403")) }, "the user lacks a permission in Command"},
+		{"untrusted TLS", func(t *testing.T, e *simEnv) {
+			srv := httptest.NewUnstartedServer(e.sim)
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			t.Setenv("KEYFACTOR_HOSTNAME", srv.URL)
+		}, "Command's TLS certificate is not trusted here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSimEnv(t, p)
