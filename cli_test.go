@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,15 +160,9 @@ func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			posts := make(chan map[string]any, 4)
-			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				var m map[string]any
-				_ = json.NewDecoder(r.Body).Decode(&m)
-				posts <- m
-			}))
-			defer hook.Close()
+			hook := newWebhook(t)
 			out := filepath.Join(t.TempDir(), "r.json")
-			r := runMain(t, context.Background(), append(append([]string{"--report", out, "--notify-webhook", hook.URL}, tc.args...), p)...)
+			r := runMain(t, context.Background(), append(append([]string{"--report", out, "--notify-webhook", hook.url}, tc.args...), p)...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "runner: error:") != 1 {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 and %q, said once", r.code, r.stderr, tc.want)
 			}
@@ -177,13 +173,11 @@ func TestReportsAreWrittenOnEveryExitCode(t *testing.T) {
 			if rep.Run.Command != "run" || rep.Run.DryRun || len(rep.Rows) != 2 || rep.Rows[0].Stage != "plan" || !strings.Contains(rep.Rows[0].Detail, "not run") {
 				t.Errorf("report: command %q dry run %v, rows %+v", rep.Run.Command, rep.Run.DryRun, rep.Rows)
 			}
-			select { // Notify returns only after its post was answered
-			case m := <-posts:
-				if m["outcome"] != "not_run" || !strings.Contains(fmt.Sprint(m["not_run"]), tc.want) {
-					t.Errorf("webhook: %v", m)
-				}
-			default:
-				t.Error("no webhook post for a run that did not happen")
+			// Notify returns only after its post was answered.
+			if posts := hook.posts(); len(posts) != 1 {
+				t.Errorf("%d webhook posts for a run that did not happen, want 1", len(posts))
+			} else if m := posts[0]; m["outcome"] != "not_run" || !strings.Contains(fmt.Sprint(m["not_run"]), tc.want) {
+				t.Errorf("webhook: %v", m)
 			}
 		})
 	}
@@ -428,6 +422,15 @@ func TestHintsFollowTheCause(t *testing.T) {
 		}, "check KEYFACTOR_API_PATH"},
 		{"wrong password", func(t *testing.T, e *simEnv) { t.Setenv("KEYFACTOR_PASSWORD", "not-it") }, "Command refused the credentials"},
 		{"busy", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:503")) }, "Command is busy"},
+		{"failing", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:500")) }, "Command failed internally"},
+		{"403", func(t *testing.T, e *simEnv) { e.sim.SetFaults(mustParseFault(t, "status:html-error:status=403")) }, "the user lacks a permission in Command"},
+		{"untrusted TLS", func(t *testing.T, e *simEnv) {
+			srv := httptest.NewUnstartedServer(e.sim)
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			t.Setenv("KEYFACTOR_HOSTNAME", srv.URL)
+		}, "Command's TLS certificate is not trusted here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSimEnv(t, p)
@@ -543,36 +546,53 @@ func TestRateIsWiredToTheClient(t *testing.T) {
 // The webhook gets a JSON summary with a text field on failure, and
 // nothing on success unless --notify always.
 func TestNotifyWebhook(t *testing.T) {
-	var mu sync.Mutex
-	var got []map[string]any
+	hook := newWebhook(t)
+	failing := writePlan(t, "certificate_id,store_id,password\n1001,11111111-1111-4111-8111-111111111111,env:RUNNER_TEST_NEVER_SET\n")
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", hook.url, failing); r.code != exitRowsFailed {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", hook.url, examplePlan); r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got := hook.posts(); len(got) != 1 || !strings.Contains(got[0]["text"].(string), "failed") {
+		t.Errorf("posts: %v, want one for the failing run", got)
+	}
+	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", hook.url, "--notify", "always", examplePlan); r.code != exitOK {
+		t.Fatalf("exit %d", r.code)
+	}
+	if got := hook.posts(); len(got) != 2 {
+		t.Errorf("--notify always: %d posts, want 2", len(got))
+	}
+}
+
+// webhook is a --notify-webhook endpoint that keeps every JSON body
+// posted to it.
+type webhook struct {
+	url string
+	mu  sync.Mutex
+	got []map[string]any
+}
+
+func newWebhook(t *testing.T) *webhook {
+	t.Helper()
+	h := &webhook{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&m)
-		mu.Lock()
-		got = append(got, m)
-		mu.Unlock()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.got = append(h.got, m)
 	}))
-	defer srv.Close()
-	failing := writePlan(t, "certificate_id,store_id,password\n1001,11111111-1111-4111-8111-111111111111,env:RUNNER_TEST_NEVER_SET\n")
-	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, failing); r.code != exitRowsFailed {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, examplePlan); r.code != exitOK {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	mu.Lock()
-	if len(got) != 1 || !strings.Contains(got[0]["text"].(string), "failed") {
-		t.Errorf("posts: %v, want one for the failing run", got)
-	}
-	mu.Unlock()
-	if r := runMain(t, context.Background(), "--simulate", "--notify-webhook", srv.URL, "--notify", "always", examplePlan); r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 2 {
-		t.Errorf("--notify always: %d posts, want 2", len(got))
-	}
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+// posts are the bodies posted so far.
+func (h *webhook) posts() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
 }
 
 // renewedAs makes the world one in which certificate old was renewed as
@@ -896,5 +916,60 @@ func TestJobTime(t *testing.T) {
 				t.Errorf("%v: deploy of %d with job time %v, want %s", tc.args, d.CertificateId, d.JobTime, tc.want)
 			}
 		}
+	}
+}
+
+// Off a terminal the log gate holds info records and lets warnings through
+// at once; opening it releases what it held in order, the oldest dropped
+// past maxHeld, and later records pass. Closed again (the next scheduled
+// run), an error opens it: the held record comes out before the error.
+func TestLogGateHoldsInfoUntilNews(t *testing.T) {
+	var buf strings.Builder
+	log, gate, err := newLogger("json", "info", &buf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := func() []map[string]any {
+		t.Helper()
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			out = append(out, m)
+		}
+		buf.Reset()
+		return out
+	}
+	for i := range maxHeld + 2 {
+		log.Info("held", "i", i)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("info records passed a closed gate:\n%.300s", buf.String())
+	}
+	log.Warn("warning")
+	if got := lines(); len(got) != 1 || got[0]["msg"] != "warning" {
+		t.Fatalf("want the warning alone at once, got %v", got)
+	}
+	gate.open()
+	got := lines()
+	if len(got) != maxHeld {
+		t.Fatalf("%d records released, want the last %d held", len(got), maxHeld)
+	}
+	for k, m := range got {
+		if m["msg"] != "held" || m["i"] != float64(k+2) {
+			t.Fatalf("record %d released: %v, want held i=%d (in order, the two oldest dropped)", k, m, k+2)
+		}
+	}
+	log.Info("after")
+	if got := lines(); len(got) != 1 || got[0]["msg"] != "after" {
+		t.Errorf("an open gate held a record: %v", got)
+	}
+	gate.close()
+	log.Info("before the error")
+	log.Error("error")
+	if got := lines(); len(got) != 2 || got[0]["msg"] != "before the error" || got[1]["msg"] != "error" {
+		t.Errorf("an error after a held record: %v, want both, in order", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,7 +147,7 @@ func (inv *invocation) readSettings(c *cli.Context) error {
 	return nil
 }
 
-// boolFlag, stringFlag and durationFlag read a flag that only some
+// boolFlag, stringFlag, durationFlag and intFlag read a flag that only some
 // commands define (plan has no --quiet), as its zero value where absent.
 func boolFlag(c *cli.Context, name string) bool {
 	if !hasFlag(c, name) {
@@ -176,21 +177,13 @@ func intFlag(c *cli.Context, name string) int {
 	return c.Int(name)
 }
 
+// hasFlag reports whether the command being run defines the flag itself
+// (for `runner PLAN.csv`, the root command's flags are the app's). Reading
+// one it does not define would find the root's, set from the environment.
 func hasFlag(c *cli.Context, name string) bool {
 	for _, f := range c.Command.Flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return true
-			}
-		}
-	}
-	if c.Command.Name == "" || c.Command.Name == c.App.Name {
-		for _, f := range c.App.Flags {
-			for _, n := range f.Names() {
-				if n == name {
-					return true
-				}
-			}
+		if slices.Contains(f.Names(), name) {
+			return true
 		}
 	}
 	return false
@@ -396,8 +389,9 @@ func requestLimiter(perSecond float64) *rate.Limiter {
 }
 
 // runOnce is one run of the plan: it reads the plan, connects, takes the
-// state lock, runs, and writes every output. Whatever stops it, each
-// --report gets a report saying what happened.
+// state lock, runs, and writes every output. Whatever stops it once the
+// outputs passed their checks, each --report gets a report saying what
+// happened; an output that would destroy a file writes nothing at all.
 func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Report, error) {
 	outs := inv.outputs.at(start)
 	var client *keyfactor.Client
@@ -431,7 +425,7 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 		return notRun(p, "configuration error: "+inv.configErr.Error(), inv.configErr)
 	}
 	if err != nil {
-		return notRun(p, "plan error: "+planErrorText(err), err)
+		return notRun(p, "plan error: "+errorText(err), err)
 	}
 	if clientErr != nil {
 		return notRun(p, "configuration error: "+clientErr.Error(), clientErr)
@@ -495,18 +489,9 @@ func (inv *invocation) runOnce(ctx context.Context, start time.Time) (*report.Re
 	rep.Run.CommandHost = client.BaseURL()
 	stampVersion(rep)
 	if err := inv.finish(ctx, outs, rep); err != nil && runErr == nil {
-		runErr = errOutputsNotWritten
+		runErr = err
 	}
 	return rep, runErr
-}
-
-// planErrorText is the reason a plan error gives in a not-run report.
-func planErrorText(err error) string {
-	var errs *plan.ErrorList
-	if errors.As(err, &errs) {
-		return errs.Summary(plan.SummaryLimit)
-	}
-	return err.Error()
 }
 
 // errOutputsNotWritten ends a run that happened but could not write a
@@ -538,8 +523,8 @@ func firstLine(s string) string {
 }
 
 // finish writes the reports, the failed plan, the metrics file and the
-// summary, and sends the notification. Each failure is printed; the error
-// says that something could not be written.
+// summary, and sends the notification. Each failure is printed, and
+// errOutputsNotWritten returned.
 func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Report) error {
 	var failed bool
 	fail := func(err error) {
@@ -585,7 +570,7 @@ func (inv *invocation) finish(ctx context.Context, outs outputs, rep *report.Rep
 			// before deleting anything or running again.
 			fmt.Fprintln(inv.stderr, "runner: hint: the run itself went ahead and its journal records what it did (a rerun renews nothing twice): fix the file or directory named above; the run's outcome is in the other outputs and the log")
 		}
-		return errors.New("some outputs could not be written")
+		return errOutputsNotWritten
 	}
 	return nil
 }

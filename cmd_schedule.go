@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -71,7 +70,7 @@ func (inv *invocation) scheduledRun(ctx context.Context, start time.Time) {
 	inv.logGate.close()
 	rep, err := inv.runOnce(ctx, start)
 	code := exitCode(err)
-	if err != nil && !errors.Is(err, errRowsFailed) && !errors.Is(err, runner.ErrInterrupted) {
+	if err != nil && !saidAlready(err) {
 		printError(inv.stderr, err)
 	}
 	args := []any{"exit_code", code, "started", start.UTC().Format(time.RFC3339)}

@@ -103,8 +103,6 @@ func pickFlags(names ...string) []cli.Flag {
 }
 
 func validateFlags() []cli.Flag {
-	return []cli.Flag{
-		newRunFlags()["allow-plain-passwords"], newRunFlags()["allow-past-job-time"],
-		&cli.BoolFlag{Name: "all", Usage: "list every error, not only the first 50"},
-	}
+	return append(pickFlags("allow-plain-passwords", "allow-past-job-time"),
+		&cli.BoolFlag{Name: "all", Usage: "list every error, not only the first 50"})
 }

@@ -18,7 +18,7 @@ import (
 // below warning wait behind a gate until the run does something, so a night
 // in which nothing was due prints nothing at all (cron mails whatever a job
 // prints). Warnings pass (they are rare and want reading: TLS verification
-// off, a state file imported). With quiet only errors are logged.
+// off, a state file upgraded in place). With quiet only errors are logged.
 func newLogger(format, level string, out io.Writer, quiet bool) (*slog.Logger, *logGate, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {

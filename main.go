@@ -52,11 +52,19 @@ func main() {
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, args)
-	var done printed
-	if err != nil && !errors.Is(err, errRowsFailed) && !errors.Is(err, runner.ErrInterrupted) && !errors.As(err, &done) {
+	if err != nil && !saidAlready(err) {
 		printError(stderr, err)
 	}
 	return exitCode(err)
+}
+
+// saidAlready reports whether err needs no block from printError: failed
+// rows are in the summary (finish printed an output it could not write),
+// an interrupt is the operator's own and a run under way notes it in the
+// summary, and a printed error was printed by its action.
+func saidAlready(err error) bool {
+	var done printed
+	return errors.Is(err, errRowsFailed) || errors.Is(err, runner.ErrInterrupted) || errors.As(err, &done)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -182,17 +190,22 @@ func exitCode(err error) int {
 // printError writes err the way an operator reads it at 3 a.m.: what
 // happened, then what to do, the hint chosen by the cause.
 func printError(w io.Writer, err error) {
-	msg := err.Error()
-	var errs *plan.ErrorList
-	if errors.As(err, &errs) {
-		msg = errs.Summary(plan.SummaryLimit)
-	}
-	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(errorText(err), "\n"), "\n") {
 		fmt.Fprintf(w, "runner: error: %s\n", line)
 	}
 	if hint := hintFor(err); hint != "" {
 		fmt.Fprintf(w, "runner: hint: %s\n", hint)
 	}
+}
+
+// errorText is err as the operator reads it, in stderr and in a not-run
+// report: a plan's error list is cut at plan.SummaryLimit errors.
+func errorText(err error) string {
+	var errs *plan.ErrorList
+	if errors.As(err, &errs) {
+		return errs.Summary(plan.SummaryLimit)
+	}
+	return err.Error()
 }
 
 // hintFor chooses what to tell the operator from the kind of error.

@@ -280,8 +280,11 @@ func TestSimulateWritesReportsAndFailedPlan(t *testing.T) {
 		t.Errorf("summary missing from stdout:\n%s", r.stdout)
 	}
 	for _, p := range []string{jsonPath, csvPath, mdPath, htmlPath, xmlPath, failed} {
-		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v, want 0600 (%v)", p, st.Mode().Perm(), err)
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+		} else if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, st.Mode().Perm())
 		}
 	}
 }

@@ -45,9 +45,13 @@ func TestScheduleRereadsThePlanEachRun(t *testing.T) {
 	if !strings.Contains(r.stdout, "next runs") {
 		t.Errorf("no next run times at start:\n%s", r.stdout)
 	}
-	for id, n := range e.renewals() {
-		if n != 1 {
-			t.Errorf("certificate %d renewed %d times over the runs", id, n)
+	got := e.renewals()
+	if len(got) != 3 {
+		t.Errorf("renewals %v, want the three certificates the plan named over the runs", got)
+	}
+	for _, id := range []int{1001, 1002, 1003} {
+		if n := got[id]; n != 1 {
+			t.Errorf("certificate %d renewed %d times over the runs, want once", id, n)
 		}
 	}
 	reports, _ := filepath.Glob(filepath.Join(dir, "2*.json"))

@@ -32,9 +32,11 @@ type simulator struct {
 
 func (s *simulator) Close() { stopServer(s.srv) }
 
-// stopServer lets answers under way finish for a moment, then closes
-// whatever a client still holds open (a keep-alive connection it never
-// closes), so that stopping never hangs on a client.
+// stopServer lets answers under way finish for a moment, then closes the
+// connections still open (Shutdown itself closes idle keep-alive ones at
+// once; what is left is an answer that takes longer, or a connection whose
+// first request has not come), so that stopping takes two seconds at most
+// and is no error.
 func stopServer(srv *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
