@@ -77,7 +77,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{name: "no certificates", args: []string{"--certificates", "0"}, want: "--certificates 0"},
 		{name: "negative latency", args: []string{"--latency", "-1ms"}, want: "--latency"},
 		{name: "no concurrency", args: []string{"--concurrency", "0"}, want: "--concurrency"},
-		{name: "negative rate", args: []string{"--rate", "-5"}, want: "--rate"},
+		{name: "negative rate", args: []string{"--rate", "-5"}, want: "--rate: must be 0 (unlimited) or more, got -5"},
 		{name: "no shards", args: []string{"--shards", "0"}, want: "--shards"},
 		{name: "no nights", args: []string{"--nights", "0"}, want: "--nights"},
 		{name: "an argument", args: []string{"plan.csv"}, want: "takes no arguments"},

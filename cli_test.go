@@ -879,6 +879,7 @@ func TestRunFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--wait-lock", "-1s"}, "--wait-lock: must not be negative, got -1s"},
+		{[]string{"--rate", "-1"}, "--rate: must be 0 (unlimited) or more, got -1"},
 		{[]string{"--job-time", "2026-11-24 02:00"}, `--job-time: not an ISO 8601 UTC time: "2026-11-24 02:00"`},
 		{[]string{"--job-time", "tomorrow"}, "not an ISO 8601 UTC time"},
 		{[]string{"--job-time", "2001-01-01T00:00:00Z"}, "--job-time 2001-01-01T00:00:00Z is in the past"},

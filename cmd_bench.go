@@ -115,8 +115,8 @@ func readBenchOptions(c *cli.Context) (benchOptions, error) {
 		return o, usageError{msg: fmt.Sprintf("--latency: must not be negative, got %s", o.latency)}
 	case o.concurrency < 1:
 		return o, usageError{msg: fmt.Sprintf("--concurrency: must be at least 1, got %d", o.concurrency)}
-	case o.rate < 0:
-		return o, usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", o.rate)}
+	case checkRate(o.rate) != nil:
+		return o, checkRate(o.rate)
 	case o.shards < 1:
 		return o, usageError{msg: fmt.Sprintf("--shards: must be at least 1, got %d", o.shards)}
 	case o.nights < 1:

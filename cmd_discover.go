@@ -107,8 +107,8 @@ func discoverAction(c *cli.Context) error {
 		return err
 	}
 	rate := c.Float64("rate")
-	if rate < 0 {
-		return usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", rate)}
+	if err := checkRate(rate); err != nil {
+		return err
 	}
 	inv := &invocation{log: logger, rate: rate, cfg: runner.Config{Concurrency: 1}}
 	client, err := inv.connect(cfg)

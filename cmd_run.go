@@ -129,8 +129,9 @@ func (inv *invocation) readSettings(c *cli.Context) error {
 			return err
 		}
 	}
-	if inv.rate = c.Float64("rate"); inv.rate < 0 {
-		return usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", inv.rate)}
+	inv.rate = c.Float64("rate")
+	if err := checkRate(inv.rate); err != nil {
+		return err
 	}
 	if inv.waitLock = c.Duration("wait-lock"); inv.waitLock < 0 {
 		return usageError{msg: fmt.Sprintf("--wait-lock: must not be negative, got %s", inv.waitLock), hint: "e.g. --wait-lock 10m, or 0 to refuse at once when another run holds the lock"}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"github.com/urfave/cli/v2"
 
 	"runner/runner"
@@ -105,4 +106,12 @@ func pickFlags(names ...string) []cli.Flag {
 func validateFlags() []cli.Flag {
 	return append(pickFlags("allow-plain-passwords", "allow-past-job-time"),
 		&cli.BoolFlag{Name: "all", Usage: "list every error, not only the first 50"})
+}
+
+// checkRate is the one rule for --rate, in every command that has it.
+func checkRate(rate float64) error {
+	if rate < 0 {
+		return usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", rate)}
+	}
+	return nil
 }
