@@ -110,6 +110,9 @@ func discoverAction(c *cli.Context) error {
 	if err := checkRate(rate); err != nil {
 		return err
 	}
+	if err := checkWaitLock(c.Duration("wait-lock")); err != nil {
+		return err
+	}
 	inv := &invocation{log: logger, rate: rate, cfg: runner.Config{Concurrency: 1}}
 	client, err := inv.connect(cfg)
 	if err != nil {

@@ -133,8 +133,9 @@ func (inv *invocation) readSettings(c *cli.Context) error {
 	if err := checkRate(inv.rate); err != nil {
 		return err
 	}
-	if inv.waitLock = c.Duration("wait-lock"); inv.waitLock < 0 {
-		return usageError{msg: fmt.Sprintf("--wait-lock: must not be negative, got %s", inv.waitLock), hint: "e.g. --wait-lock 10m, or 0 to refuse at once when another run holds the lock"}
+	inv.waitLock = c.Duration("wait-lock")
+	if err := checkWaitLock(inv.waitLock); err != nil {
+		return err
 	}
 	inv.progress = stringFlag(c, "progress")
 	switch inv.progress {

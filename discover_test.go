@@ -623,6 +623,7 @@ func TestDiscoverErrors(t *testing.T) {
 		{name: "--out not csv", args: []string{"--out", w.path("plan.txt")}, want: exitUsage, wantStderr: "must end in .csv"},
 		{name: "an argument", args: []string{"plan.csv"}, want: exitUsage, wantStderr: "discover takes no arguments"},
 		{name: "negative rate", args: []string{"--rate", "-1"}, want: exitUsage, wantStderr: "--rate: must be 0 (unlimited) or more, got -1"},
+		{name: "negative wait-lock", args: []string{"--update", good, "--wait-lock", "-1s"}, want: exitUsage, wantStderr: "--wait-lock: must not be negative, got -1s"},
 		{name: "no plan to update", args: []string{"--update", w.path("none.csv")}, want: exitUsage, wantStderr: "--update: open"},
 		{name: "a broken plan to update", args: []string{"--update", bad}, want: exitUsage, wantStderr: `certificate_id: not a positive integer: "abc"`},
 		{name: "no state file", args: []string{"--update", good, "--state", w.path("none.db")}, want: exitUsage,

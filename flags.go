@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/urfave/cli/v2"
+	"time"
 
 	"runner/runner"
 )
@@ -112,6 +113,14 @@ func validateFlags() []cli.Flag {
 func checkRate(rate float64) error {
 	if rate < 0 {
 		return usageError{msg: fmt.Sprintf("--rate: must be 0 (unlimited) or more, got %g", rate)}
+	}
+	return nil
+}
+
+// checkWaitLock is the one rule for --wait-lock.
+func checkWaitLock(d time.Duration) error {
+	if d < 0 {
+		return usageError{msg: fmt.Sprintf("--wait-lock: must not be negative, got %s", d), hint: "e.g. --wait-lock 10m, or 0 to refuse at once when another run holds the lock"}
 	}
 	return nil
 }
