@@ -40,7 +40,6 @@ const (
 	requestPending requestState = 1
 	requestIssued  requestState = 2
 	requestDenied  requestState = 3
-	requestFailed  requestState = 4
 )
 
 func (st requestState) String() string {
@@ -51,8 +50,6 @@ func (st requestState) String() string {
 		return "Issued"
 	case requestDenied:
 		return "Denied"
-	case requestFailed:
-		return "Failed"
 	}
 	return "Unknown"
 }
