@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -629,7 +630,7 @@ func (s *Server) Load(f Fixture) error {
 			fillStoreTypeNames(t)
 			storeTypes[st.CertStoreType] = t
 		}
-		st.Properties = copyMap(st.Properties)
+		st.Properties = maps.Clone(st.Properties)
 		stores[st.Id] = &st
 		storeOrder = append(storeOrder, st.Id)
 	}
@@ -757,17 +758,6 @@ func (s *Server) Load(f Fixture) error {
 	s.world.addAll(certs)
 	s.world.maxID = maxID
 	return nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func checkDisposition(d string) error {
