@@ -308,7 +308,7 @@ func (s *Server) jobHistory(c *call) response {
 			visit(i)
 		}
 	}
-	sortPage(found, lq, func(h *wireJobHistory, f string) fieldValue { return historyValue(h, f) }, "JobHistoryId")
+	sortPage(found, lq, historyValue, "JobHistoryId")
 	start, end := pageOf(len(found), lq.page, lq.limit)
 	out := make([]wireJobHistory, 0, end-start)
 	for _, h := range found[start:end] {

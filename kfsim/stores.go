@@ -88,9 +88,7 @@ func (s *Server) listStores(c *call) response {
 			found = append(found, st)
 		}
 	}
-	if lq.sort.name != "Id" || lq.desc {
-		sortPage(found, lq, storeValue, "")
-	}
+	sortPage(found, lq, storeValue, "Id")
 	start, end := pageOf(len(found), lq.page, lq.limit)
 	out := make([]wireStore, 0, end-start)
 	for _, st := range found[start:end] {
