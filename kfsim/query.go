@@ -93,6 +93,8 @@ var (
 		"ClientMachine": kindString, "StorePath": kindString, "CertStoreType": kindInt,
 	}, map[string]string{"Storepath": "StorePath"})
 
+	storeTypeFields = newFieldSet(map[string]fieldKind{"StoreType": kindInt, "ShortName": kindString, "Name": kindString}, nil)
+
 	jobHistoryFields = newFieldSet(map[string]fieldKind{
 		"JobHistoryId": kindInt, "JobId": kindString, "ClientMachine": kindString,
 		"StorePath": kindString, "JobType": kindString, "Result": kindInt,

@@ -147,7 +147,7 @@ func (s *Server) listStoreTypes(c *call) response {
 	if !hasAnyScope(c.perms, PermStoresRead) {
 		return forbidden(PermStoresRead)
 	}
-	lq, errResp := s.listQuery(c, newFieldSet(map[string]fieldKind{"StoreType": kindInt, "ShortName": kindString, "Name": kindString}, nil), "StoreType", "cstquery")
+	lq, errResp := s.listQuery(c, storeTypeFields, "StoreType", "cstquery")
 	if errResp != nil {
 		return *errResp
 	}
