@@ -328,12 +328,12 @@ func (s *Server) deploy(c *call) response {
 	case len(req.Stores) > 0:
 		// Stores takes precedence over the obsolete shape.
 		for _, st := range req.Stores {
-			targets = append(targets, deployTarget{strings.ToLower(strings.TrimSpace(st.StoreId)), st.Alias, st.Overwrite})
+			targets = append(targets, deployTarget{storeKey(st.StoreId), st.Alias, st.Overwrite})
 		}
 	case len(req.StoreIds) > 0:
 		legacy = true
 		for _, id := range req.StoreIds {
-			t := deployTarget{storeID: strings.ToLower(strings.TrimSpace(id))}
+			t := deployTarget{storeID: storeKey(id)}
 			if st := s.stores[t.storeID]; st != nil {
 				for _, typ := range req.StoreTypes {
 					if typ.StoreTypeId == st.CertStoreType {

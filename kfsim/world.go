@@ -514,6 +514,10 @@ func (s *Server) BasePath() string { return s.base }
 // now is the simulator's time, in UTC so JSON carries "Z".
 func (s *Server) now() time.Time { return s.clock.Now().UTC() }
 
+// storeKey is the form a store id is held and looked up in: a GUID,
+// matched without regard to case or surrounding space.
+func storeKey(id string) string { return strings.ToLower(strings.TrimSpace(id)) }
+
 func userKey(domain, username string) string {
 	return strings.ToLower(domain) + `\` + strings.ToLower(username)
 }
@@ -609,7 +613,7 @@ func (s *Server) Load(f Fixture) error {
 	stores := map[string]*Store{}
 	var storeOrder []string
 	for i, st := range f.Stores {
-		st.Id = strings.ToLower(strings.TrimSpace(st.Id))
+		st.Id = storeKey(st.Id)
 		if st.Id == "" {
 			bad("store %d: Id is empty", i+1)
 			continue
@@ -830,7 +834,7 @@ func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[
 	}
 	locs := make([]Location, 0, len(c.Locations))
 	for _, l := range c.Locations {
-		l.CertStoreId = strings.ToLower(strings.TrimSpace(l.CertStoreId))
+		l.CertStoreId = storeKey(l.CertStoreId)
 		st := s.stores[l.CertStoreId]
 		if st == nil {
 			st = newStores[l.CertStoreId]
@@ -924,7 +928,7 @@ func (s *Server) FailJobs(storeID, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settle(s.now())
-	id := strings.ToLower(strings.TrimSpace(storeID))
+	id := storeKey(storeID)
 	if message == "" {
 		delete(s.failJobs, id)
 		return
@@ -962,7 +966,7 @@ func (s *Server) AddLocation(certID int, storeID, alias string) error {
 	if rec == nil {
 		return fmt.Errorf("add location: certificate %d: %w", certID, errNotFound)
 	}
-	st := s.stores[strings.ToLower(strings.TrimSpace(storeID))]
+	st := s.stores[storeKey(storeID)]
 	if st == nil {
 		return fmt.Errorf("add location: store %s: %w", storeID, errNotFound)
 	}
@@ -983,7 +987,7 @@ func (s *Server) RemoveLocation(certID int, storeID string) error {
 	if rec == nil {
 		return fmt.Errorf("remove location: certificate %d: %w", certID, errNotFound)
 	}
-	id := strings.ToLower(strings.TrimSpace(storeID))
+	id := storeKey(storeID)
 	if !s.world.removeFromStore(rec, id) {
 		return fmt.Errorf("remove location: certificate %d is not in store %s: %w", certID, storeID, errNotFound)
 	}
