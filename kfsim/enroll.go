@@ -233,13 +233,8 @@ func (s *Server) issue(rq *request, now time.Time) *certRecord {
 		RequesterName:            rq.identity,
 		Locations:                []Location{},
 	}}
-	if s.opts.NumericPrincipalId {
-		v := 100 + rec.Id%900
-		rec.PrincipalId = &v
-	}
-	rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
-	rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
-	rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+	rec.PrincipalId = s.defaultPrincipal(rec.Id)
+	s.numberNames(rec)
 	s.world.add(rec)
 	rq.certID, rq.state = rec.Id, requestIssued
 	return rec

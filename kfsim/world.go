@@ -427,6 +427,23 @@ func (n *nameIDs) id(m *map[string]int, name string) int {
 	return id
 }
 
+// numberNames sets the wire ids of rec's template, CA and requester.
+func (s *Server) numberNames(rec *certRecord) {
+	rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
+	rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
+	rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+}
+
+// defaultPrincipal is the PrincipalId of certificate id when nothing sets
+// one: null, or a number under Options.NumericPrincipalId.
+func (s *Server) defaultPrincipal(id int) *int {
+	if !s.opts.NumericPrincipalId {
+		return nil
+	}
+	v := 100 + id%900
+	return &v
+}
+
 // request is an enrollment request made by Renew: the staging record of its
 // private key and, while approval is pending, what to issue.
 type request struct {
@@ -755,9 +772,7 @@ func (s *Server) Load(f Fixture) error {
 		s.collections[k] = v
 	}
 	for _, rec := range certs {
-		rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
-		rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
-		rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+		s.numberNames(rec)
 	}
 	s.world.addAll(certs)
 	s.world.maxID = maxID
@@ -828,9 +843,8 @@ func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[
 	if c.PrincipalId != nil {
 		v := *c.PrincipalId
 		c.PrincipalId = &v
-	} else if s.opts.NumericPrincipalId {
-		v := 100 + c.Id%900
-		c.PrincipalId = &v
+	} else {
+		c.PrincipalId = s.defaultPrincipal(c.Id)
 	}
 	locs := make([]Location, 0, len(c.Locations))
 	for _, l := range c.Locations {
