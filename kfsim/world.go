@@ -715,9 +715,11 @@ func (s *Server) Load(f Fixture) error {
 		}
 		for _, l := range rec.Locations {
 			k := locKey{l.CertStoreId, strings.ToLower(l.Alias)}
-			if other, taken := s.world.locs[k]; taken && other != rec.Id {
-				bad("certificate %d: store %s alias %q is already held by certificate %d", rec.Id, l.CertStoreId, l.Alias, other)
-			} else if other, taken := locs[k]; taken && other != rec.Id {
+			other, taken := s.world.locs[k]
+			if !taken {
+				other, taken = locs[k]
+			}
+			if taken && other != rec.Id {
 				bad("certificate %d: store %s alias %q is already held by certificate %d", rec.Id, l.CertStoreId, l.Alias, other)
 			}
 			locs[k] = rec.Id
@@ -775,7 +777,6 @@ func (s *Server) Load(f Fixture) error {
 		s.numberNames(rec)
 	}
 	s.world.addAll(certs)
-	s.world.maxID = maxID
 	return nil
 }
 
