@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,16 +118,27 @@ func BenchmarkSeed(b *testing.B) {
 // of a thumbprint are those records alone, in a world of 20,000.
 func TestRequestCostIsIndexed(t *testing.T) {
 	s := benchWorld(t, 20_000, NewManualClock(t0))
-	q, err := parseQuery("Id -eq 1001 OR Id -eq 15000 OR Id -eq 99", certificateFields, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.mu.Lock()
-	ids, ok := q.candidates(s.world.lookup)
 	thumb := s.world.byID[5000].Thumbprint
 	s.mu.Unlock()
-	if !ok || len(ids) != 2 {
-		t.Errorf("OR of ids: candidates %v, %v; want the two that exist", ids, ok)
+	tests := []struct {
+		q    string
+		want []int
+	}{
+		{"Id -eq 1001 OR Id -eq 15000 OR Id -eq 99", []int{1001, 15000}},
+		{`Thumbprint -eq "` + thumb + `"`, []int{5000}},
+	}
+	for _, tc := range tests {
+		q, err := parseQuery(tc.q, certificateFields, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		ids, ok := q.candidates(s.world.lookup)
+		s.mu.Unlock()
+		if !ok || !slices.Equal(ids, tc.want) {
+			t.Errorf("%s: candidates %v, %v; want %v", tc.q, ids, ok, tc.want)
+		}
 	}
 	var got []wireCertificate
 	if err := json.Unmarshal(do(t, s, "GET", "/KeyfactorAPI/Certificates?pq.queryString="+url.QueryEscape(`Thumbprint -eq "`+thumb+`"`), nil), &got); err != nil || len(got) != 1 || got[0].Id != 5000 {
