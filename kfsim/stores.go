@@ -183,8 +183,7 @@ func storeTypeValue(t *StoreType, f string) fieldValue {
 	return fieldValue{null: true}
 }
 
-// getStoreType answers GET /CertificateStoreTypes/{id} and, as the 25.4.1
-// recordings call it, GET /CertificateStoreTypes/Name/{name} (an array).
+// getStoreType answers GET /CertificateStoreTypes/{id}.
 func (s *Server) getStoreType(c *call) response {
 	if !hasAnyScope(c.perms, PermStoresRead) {
 		return forbidden(PermStoresRead)
@@ -200,6 +199,9 @@ func (s *Server) getStoreType(c *call) response {
 	return jsonResponse(http.StatusOK, s.storeTypeModel(t))
 }
 
+// getStoreTypeByName answers GET /CertificateStoreTypes/Name/{name}, as the
+// 25.4.1 recordings call it: an array, the type whose ShortName or Name it
+// is (any case).
 func (s *Server) getStoreTypeByName(c *call) response {
 	if !hasAnyScope(c.perms, PermStoresRead) {
 		return forbidden(PermStoresRead)

@@ -542,7 +542,8 @@ func userKey(domain, username string) string {
 // Load merges f into the world. It validates the whole fixture first and
 // changes nothing when any part is wrong; duplicates of what is already
 // loaded are errors too. Containers named by stores but not declared are
-// created, and so are store types. Its cost is linear in the fixture.
+// created, and so are store types. Its cost is linear in the fixture (n log
+// n when its certificate ids are out of order).
 func (s *Server) Load(f Fixture) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
