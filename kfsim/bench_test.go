@@ -1,41 +1,47 @@
 package kfsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// benchWorld is a simulator holding n certificates in 2 stores each, built
-// with SyntheticTargets and SeedFixture as `runner bench` builds it.
-func benchWorld(tb testing.TB, n int) (*Server, *ManualClock) {
+// benchWorld is a simulator on clock holding n certificates in 2 stores
+// each, built with SyntheticTargets and SeedFixture as `runner bench` builds
+// it, with one user for do.
+func benchWorld(tb testing.TB, n int, clock Clock) *Server {
 	tb.Helper()
-	clock := NewManualClock(t0)
 	s := New(Options{Clock: clock, Seed: 1, JobDelay: time.Second})
-	fx := SeedFixture(SyntheticTargets(n, 2), t0)
+	fx := SeedFixture(SyntheticTargets(n, 2), clock.Now())
 	fx.Users = []User{{Username: "bench", Password: "pw", Permissions: []string{"/"}}}
 	if err := s.Load(fx); err != nil {
 		tb.Fatal(err)
 	}
-	return s, clock
+	return s
 }
 
-// do serves one request in process and fails on an unexpected status.
+// do serves one request in process as benchWorld's user and fails on an
+// unexpected status. A string body is sent as it is, anything else as
+// JSON.
 func do(tb testing.TB, s *Server, method, target string, body any) []byte {
-	var rd *strings.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
-	} else {
-		rd = strings.NewReader("")
+	tb.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	default:
+		raw, _ = json.Marshal(b)
 	}
-	req := httptest.NewRequest(method, target, rd)
+	req := httptest.NewRequest(method, target, bytes.NewReader(raw))
 	req.SetBasicAuth("bench", "pw")
 	req.Header.Set("x-keyfactor-requested-with", "APIClient")
 	rec := httptest.NewRecorder()
@@ -53,7 +59,8 @@ func do(tb testing.TB, s *Server, method, target string, body any) []byte {
 //	go test -run XXX -bench RequestCost -benchtime 2000x ./kfsim/
 func BenchmarkRequestCost(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
-		s, clock := benchWorld(b, n)
+		clock := NewManualClock(t0)
+		s := benchWorld(b, n, clock)
 		ids := make([]string, 50)
 		for i := range ids {
 			ids[i] = "Id -eq " + strconv.Itoa(1001+(i*n)/50)
@@ -100,7 +107,7 @@ func BenchmarkSeed(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				benchWorld(b, n)
+				benchWorld(b, n, NewManualClock(t0))
 			}
 		})
 	}
@@ -110,17 +117,28 @@ func BenchmarkSeed(b *testing.B) {
 // indexed reads do not visit the world: the candidates of an OR of ids and
 // of a thumbprint are those records alone, in a world of 20,000.
 func TestRequestCostIsIndexed(t *testing.T) {
-	s, _ := benchWorld(t, 20_000)
-	q, err := parseQuery("Id -eq 1001 OR Id -eq 15000 OR Id -eq 99", certificateFields, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := benchWorld(t, 20_000, NewManualClock(t0))
 	s.mu.Lock()
-	ids, ok := q.candidates(s.world.lookup)
 	thumb := s.world.byID[5000].Thumbprint
 	s.mu.Unlock()
-	if !ok || len(ids) != 2 {
-		t.Errorf("OR of ids: candidates %v, %v; want the two that exist", ids, ok)
+	tests := []struct {
+		q    string
+		want []int
+	}{
+		{"Id -eq 1001 OR Id -eq 15000 OR Id -eq 99", []int{1001, 15000}},
+		{`Thumbprint -eq "` + thumb + `"`, []int{5000}},
+	}
+	for _, tc := range tests {
+		q, err := parseQuery(tc.q, certificateFields, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		ids, ok := q.candidates(s.world.lookup)
+		s.mu.Unlock()
+		if !ok || !slices.Equal(ids, tc.want) {
+			t.Errorf("%s: candidates %v, %v; want %v", tc.q, ids, ok, tc.want)
+		}
 	}
 	var got []wireCertificate
 	if err := json.Unmarshal(do(t, s, "GET", "/KeyfactorAPI/Certificates?pq.queryString="+url.QueryEscape(`Thumbprint -eq "`+thumb+`"`), nil), &got); err != nil || len(got) != 1 || got[0].Id != 5000 {

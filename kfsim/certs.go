@@ -84,8 +84,8 @@ func (s *Server) getCertificate(c *call) response {
 // includeRevoked (both false by default, so expired and revoked
 // certificates are left out [DOC Core-OnPrem/Current CertificatesGet]),
 // collectionId, includeLocations, paging and sorting. Indexed clauses (Id,
-// Thumbprint, CertRequestId, IssuedDN) are answered from the indexes; other
-// queries scan in id order.
+// Thumbprint, CertRequestId, IssuedDN, IssuedCN) are answered from the
+// indexes; other queries scan in id order.
 func (s *Server) listCertificates(c *call) response {
 	col, errResp := s.collectionParam(c)
 	if errResp != nil {

@@ -40,7 +40,6 @@ const (
 	requestPending requestState = 1
 	requestIssued  requestState = 2
 	requestDenied  requestState = 3
-	requestFailed  requestState = 4
 )
 
 func (st requestState) String() string {
@@ -51,8 +50,6 @@ func (st requestState) String() string {
 		return "Issued"
 	case requestDenied:
 		return "Denied"
-	case requestFailed:
-		return "Failed"
 	}
 	return "Unknown"
 }
@@ -236,13 +233,8 @@ func (s *Server) issue(rq *request, now time.Time) *certRecord {
 		RequesterName:            rq.identity,
 		Locations:                []Location{},
 	}}
-	if s.opts.NumericPrincipalId {
-		v := 100 + rec.Id%900
-		rec.PrincipalId = &v
-	}
-	rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
-	rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
-	rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+	rec.PrincipalId = s.defaultPrincipal(rec.Id)
+	s.numberNames(rec)
 	s.world.add(rec)
 	rq.certID, rq.state = rec.Id, requestIssued
 	return rec
@@ -331,12 +323,12 @@ func (s *Server) deploy(c *call) response {
 	case len(req.Stores) > 0:
 		// Stores takes precedence over the obsolete shape.
 		for _, st := range req.Stores {
-			targets = append(targets, deployTarget{strings.ToLower(strings.TrimSpace(st.StoreId)), st.Alias, st.Overwrite})
+			targets = append(targets, deployTarget{storeKey(st.StoreId), st.Alias, st.Overwrite})
 		}
 	case len(req.StoreIds) > 0:
 		legacy = true
 		for _, id := range req.StoreIds {
-			t := deployTarget{storeID: strings.ToLower(strings.TrimSpace(id))}
+			t := deployTarget{storeID: storeKey(id)}
 			if st := s.stores[t.storeID]; st != nil {
 				for _, typ := range req.StoreTypes {
 					if typ.StoreTypeId == st.CertStoreType {

@@ -64,6 +64,23 @@ func TestParseFault(t *testing.T) {
 	}
 }
 
+// TestEndpointKeysAreTheRoutes: a fault can name exactly the keys requests
+// are recorded under (every route's, the token endpoint's) and "*".
+func TestEndpointKeysAreTheRoutes(t *testing.T) {
+	want := []string{"token", "*"}
+	for _, rt := range routes {
+		if !slices.Contains(want, rt.key) {
+			want = append(want, rt.key)
+		}
+	}
+	got := slices.Clone(endpointKeys)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("endpointKeys = %q, want the route keys %q", got, want)
+	}
+}
+
 func mustFault(t testing.TB, spec string) FaultRule {
 	t.Helper()
 	r, err := ParseFault(spec)

@@ -21,7 +21,6 @@ const (
 // job is a management job: its ledger view plus what running it needs.
 type job struct {
 	Job
-	seq     uint64     // creation order, the tie-break for equal times
 	jobTime *time.Time // requested JobTime, to schedule after approval
 }
 
@@ -60,7 +59,7 @@ func (h *eventHeap) Pop() any {
 type jobQueue struct {
 	all      []*job
 	due      eventHeap
-	seq      uint64
+	seq      uint64         // events pushed so far, the tie-break of equal times
 	waiting  map[int][]*job // request id → jobs awaiting its approval
 	history  []wireJobHistory
 	byJobID  map[string][]int // lowercase job id → history indexes
@@ -81,7 +80,6 @@ func (q *jobQueue) push(at time.Time, j *job, inventory bool) {
 // newJob creates a job for certificate certID (0 while its request awaits
 // approval) and schedules it unless it must wait. Callers hold s.mu.
 func (s *Server) newJob(now time.Time, storeID string, certID, requestID int, alias string, overwrite bool, jobTime *time.Time) *job {
-	s.jobs.seq++
 	j := &job{
 		Job: Job{
 			Id:            s.randomGUID(),
@@ -93,7 +91,6 @@ func (s *Server) newJob(now time.Time, storeID string, certID, requestID int, al
 			CreatedAt:     now,
 			State:         JobAwaitingApproval,
 		},
-		seq: s.jobs.seq,
 	}
 	if jobTime != nil {
 		t := jobTime.UTC()
@@ -311,7 +308,7 @@ func (s *Server) jobHistory(c *call) response {
 			visit(i)
 		}
 	}
-	sortPage(found, lq, func(h *wireJobHistory, f string) fieldValue { return historyValue(h, f) }, "JobHistoryId")
+	sortPage(found, lq, historyValue, "JobHistoryId")
 	start, end := pageOf(len(found), lq.page, lq.limit)
 	out := make([]wireJobHistory, 0, end-start)
 	for _, h := range found[start:end] {

@@ -3,6 +3,7 @@ package kfsim
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -115,13 +116,7 @@ func (s *Server) ledgerCopy() Ledger {
 		d.Stores = slices.Clone(d.Stores)
 		d.Successful = slices.Clone(d.Successful)
 		d.Failed = slices.Clone(d.Failed)
-		if d.Reasons != nil {
-			r := make(map[string]string, len(d.Reasons))
-			for k, v := range d.Reasons {
-				r[k] = v
-			}
-			d.Reasons = r
-		}
+		d.Reasons = maps.Clone(d.Reasons)
 		if d.JobTime != nil {
 			t := *d.JobTime
 			d.JobTime = &t

@@ -1,6 +1,7 @@
 package kfsim
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strconv"
@@ -91,6 +92,8 @@ var (
 		"Id": kindString, "ContainerId": kindInt, "ContainerName": kindString,
 		"ClientMachine": kindString, "StorePath": kindString, "CertStoreType": kindInt,
 	}, map[string]string{"Storepath": "StorePath"})
+
+	storeTypeFields = newFieldSet(map[string]fieldKind{"StoreType": kindInt, "ShortName": kindString, "Name": kindString}, nil)
 
 	jobHistoryFields = newFieldSet(map[string]fieldKind{
 		"JobHistoryId": kindInt, "JobId": kindString, "ClientMachine": kindString,
@@ -416,12 +419,12 @@ func (c clause) match(v fieldValue) bool {
 	if v.null {
 		return c.op == "-ne" || c.op == "-notcontains"
 	}
-	var cmp int
+	var order int
 	switch c.field.kind {
 	case kindInt:
-		cmp = compareInt(v.num, c.num)
+		order = cmp.Compare(v.num, c.num)
 	case kindTime:
-		cmp = v.tm.Compare(c.tm)
+		order = v.tm.Compare(c.tm)
 	default:
 		a := strings.ToLower(v.str)
 		switch c.op {
@@ -434,33 +437,23 @@ func (c clause) match(v fieldValue) bool {
 		case "-endswith":
 			return strings.HasSuffix(a, c.str)
 		}
-		cmp = strings.Compare(a, c.str)
+		order = strings.Compare(a, c.str)
 	}
 	switch c.op {
 	case "-eq":
-		return cmp == 0
+		return order == 0
 	case "-ne":
-		return cmp != 0
+		return order != 0
 	case "-gt":
-		return cmp > 0
+		return order > 0
 	case "-ge":
-		return cmp >= 0
+		return order >= 0
 	case "-lt":
-		return cmp < 0
+		return order < 0
 	case "-le":
-		return cmp <= 0
+		return order <= 0
 	}
 	return false
-}
-
-func compareInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // compareValues orders two values of one field, nulls first; used by
@@ -476,7 +469,7 @@ func compareValues(kind fieldKind, a, b fieldValue) int {
 	}
 	switch kind {
 	case kindInt:
-		return compareInt(a.num, b.num)
+		return cmp.Compare(a.num, b.num)
 	case kindTime:
 		return a.tm.Compare(b.tm)
 	}

@@ -187,11 +187,12 @@ func TestRefuseOr(t *testing.T) {
 	wantError(t, h.call("GET", "CertificateStores?QueryString="+url.QueryEscape("ContainerId -eq 4 OR ContainerId -eq 7"), alice, nil), http.StatusBadRequest, "OR")
 }
 
-// TestPageSizeCap: returnLimit is capped, and X-Total-Count tells the
-// client there is more.
+// TestPageSizeCap: returnLimit is capped (at DefaultMaxPageSize unless
+// MaxPageSize says otherwise), and X-Total-Count tells the client there is
+// more.
 func TestPageSizeCap(t *testing.T) {
 	var targets []SeedTarget
-	for i := 0; i < 130; i++ {
+	for i := 0; i < DefaultMaxPageSize+100; i++ {
 		targets = append(targets, SeedTarget{CertificateID: 5000 + i, StoreID: "cccccccc-0000-4000-8000-" + strconv.Itoa(100000000000+i), Alias: "a"})
 	}
 	fx := SeedFixture(targets, t0)
@@ -202,6 +203,7 @@ func TestPageSizeCap(t *testing.T) {
 		wantPage int
 	}{
 		{"default cap lets 1000 through", 0, "1000", 1000},
+		{"default cap is 1000", 0, "5000", 1000},
 		{"cap of 50", 50, "1000", 50},
 		{"no cap", -1, "5000", 5000},
 		{"default page size", 0, "", 50},
@@ -221,7 +223,7 @@ func TestPageSizeCap(t *testing.T) {
 				page := decode[[]map[string]any](t, res, 200)
 				total, _ := strconv.Atoi(res.header.Get("X-Total-Count"))
 				want := min(tc.wantPage, total)
-				if len(page) != want || total < 130 {
+				if len(page) != want || total < len(targets) {
 					t.Errorf("%s: page of %d (total %d), want %d", path, len(page), total, want)
 				}
 			}

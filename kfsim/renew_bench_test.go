@@ -1,16 +1,12 @@
 package kfsim
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // BenchmarkRenewDeploy measures the simulator's own cost of what runner
@@ -26,26 +22,7 @@ func BenchmarkRenewDeploy(b *testing.B) {
 			if b.N > n {
 				b.Skipf("%d iterations for a world of %d certificates", b.N, n)
 			}
-			now := time.Now()
-			sim := New(Options{JobDelay: time.Second})
-			fx := SeedFixture(SyntheticTargets(n, 2), now)
-			fx.Users = []User{{Username: "runner", Domain: "KFSIM", Password: "simulator", Permissions: []string{PermCertificatesRead, PermEnrollPFX, PermStoresRead, PermStoresSchedule}}}
-			if err := sim.Load(fx); err != nil {
-				b.Fatal(err)
-			}
-			auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(`KFSIM\runner:simulator`))
-			call := func(method, target, body string) []byte {
-				req := httptest.NewRequest(method, target, strings.NewReader(body))
-				req.Header.Set("Authorization", auth)
-				req.Header.Set("x-keyfactor-requested-with", "APIClient")
-				req.Header.Set("Content-Type", "application/json")
-				rec := httptest.NewRecorder()
-				sim.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
-					b.Fatalf("%s %s: %d %s", method, target, rec.Code, rec.Body)
-				}
-				return rec.Body.Bytes()
-			}
+			sim := benchWorld(b, n, realClock{})
 			b.ResetTimer()
 			for i := range b.N {
 				id := 1001 + i
@@ -54,13 +31,13 @@ func BenchmarkRenewDeploy(b *testing.B) {
 					for k := id; k < id+100; k++ {
 						q = append(q, "Id -eq "+strconv.Itoa(k))
 					}
-					call("GET", "/KeyfactorAPI/Certificates?includeLocations=true&pq.includeExpired=true&pq.returnLimit=100&pq.queryString="+url.QueryEscape(strings.Join(q, " OR ")), "")
+					do(b, sim, "GET", "/KeyfactorAPI/Certificates?includeLocations=true&pq.includeExpired=true&pq.returnLimit=100&pq.queryString="+url.QueryEscape(strings.Join(q, " OR ")), nil)
 				}
 				var renewed struct{ KeyfactorId int }
-				if err := json.Unmarshal(call("POST", "/KeyfactorAPI/Enrollment/Renew", fmt.Sprintf(`{"CertificateId":%d}`, id)), &renewed); err != nil {
+				if err := json.Unmarshal(do(b, sim, "POST", "/KeyfactorAPI/Enrollment/Renew", fmt.Sprintf(`{"CertificateId":%d}`, id)), &renewed); err != nil {
 					b.Fatal(err)
 				}
-				call("POST", "/KeyfactorAPI/Enrollment/PFX/Deploy", fmt.Sprintf(`{"CertificateId":%d,"Stores":[{"StoreId":"00000000-0000-4000-8000-000000000001","Alias":"a"},{"StoreId":"00000000-0000-4000-8000-000000000002","Alias":"a"}]}`, renewed.KeyfactorId))
+				do(b, sim, "POST", "/KeyfactorAPI/Enrollment/PFX/Deploy", fmt.Sprintf(`{"CertificateId":%d,"Stores":[{"StoreId":"00000000-0000-4000-8000-000000000001","Alias":"a"},{"StoreId":"00000000-0000-4000-8000-000000000002","Alias":"a"}]}`, renewed.KeyfactorId))
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/certificate")
 		})

@@ -34,7 +34,7 @@ func SeedFixture(targets []SeedTarget, now time.Time) Fixture {
 	storeIndex := map[string]int{}
 	nextID := 900000
 	for _, t := range targets {
-		store := strings.ToLower(strings.TrimSpace(t.StoreID))
+		store := storeKey(t.StoreID)
 		si, ok := storeIndex[store]
 		if !ok {
 			si = len(fx.Stores)

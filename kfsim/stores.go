@@ -88,9 +88,7 @@ func (s *Server) listStores(c *call) response {
 			found = append(found, st)
 		}
 	}
-	if lq.sort.name != "Id" || lq.desc {
-		sortPage(found, lq, storeValue, "")
-	}
+	sortPage(found, lq, storeValue, "Id")
 	start, end := pageOf(len(found), lq.page, lq.limit)
 	out := make([]wireStore, 0, end-start)
 	for _, st := range found[start:end] {
@@ -149,7 +147,7 @@ func (s *Server) listStoreTypes(c *call) response {
 	if !hasAnyScope(c.perms, PermStoresRead) {
 		return forbidden(PermStoresRead)
 	}
-	lq, errResp := s.listQuery(c, newFieldSet(map[string]fieldKind{"StoreType": kindInt, "ShortName": kindString, "Name": kindString}, nil), "StoreType", "cstquery")
+	lq, errResp := s.listQuery(c, storeTypeFields, "StoreType", "cstquery")
 	if errResp != nil {
 		return *errResp
 	}
@@ -185,8 +183,7 @@ func storeTypeValue(t *StoreType, f string) fieldValue {
 	return fieldValue{null: true}
 }
 
-// getStoreType answers GET /CertificateStoreTypes/{id} and, as the 25.4.1
-// recordings call it, GET /CertificateStoreTypes/Name/{name} (an array).
+// getStoreType answers GET /CertificateStoreTypes/{id}.
 func (s *Server) getStoreType(c *call) response {
 	if !hasAnyScope(c.perms, PermStoresRead) {
 		return forbidden(PermStoresRead)
@@ -202,6 +199,9 @@ func (s *Server) getStoreType(c *call) response {
 	return jsonResponse(http.StatusOK, s.storeTypeModel(t))
 }
 
+// getStoreTypeByName answers GET /CertificateStoreTypes/Name/{name}, as the
+// 25.4.1 recordings call it: an array, the type whose ShortName or Name it
+// is (any case).
 func (s *Server) getStoreTypeByName(c *call) response {
 	if !hasAnyScope(c.perms, PermStoresRead) {
 		return forbidden(PermStoresRead)

@@ -216,7 +216,7 @@ func TestStoreTypesArePagedWithTheirOwnPrefix(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for page := 1; page <= 3; page++ {
-		for _, st := range decode[[]wireStoreType](t, h.call("GET", "CertificateStoreTypes?cstquery.pageReturned="+string(rune('0'+page)), alice, nil), 200) {
+		for _, st := range decode[[]wireStoreType](t, h.call("GET", "CertificateStoreTypes?cstquery.pageReturned="+itoa(page), alice, nil), 200) {
 			seen[st.ShortName] = true
 		}
 	}

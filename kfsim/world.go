@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -426,6 +427,23 @@ func (n *nameIDs) id(m *map[string]int, name string) int {
 	return id
 }
 
+// numberNames sets the wire ids of rec's template, CA and requester.
+func (s *Server) numberNames(rec *certRecord) {
+	rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
+	rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
+	rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+}
+
+// defaultPrincipal is the PrincipalId of certificate id when nothing sets
+// one: null, or a number under Options.NumericPrincipalId.
+func (s *Server) defaultPrincipal(id int) *int {
+	if !s.opts.NumericPrincipalId {
+		return nil
+	}
+	v := 100 + id%900
+	return &v
+}
+
 // request is an enrollment request made by Renew: the staging record of its
 // private key and, while approval is pending, what to issue.
 type request struct {
@@ -513,6 +531,10 @@ func (s *Server) BasePath() string { return s.base }
 // now is the simulator's time, in UTC so JSON carries "Z".
 func (s *Server) now() time.Time { return s.clock.Now().UTC() }
 
+// storeKey is the form a store id is held and looked up in: a GUID,
+// matched without regard to case or surrounding space.
+func storeKey(id string) string { return strings.ToLower(strings.TrimSpace(id)) }
+
 func userKey(domain, username string) string {
 	return strings.ToLower(domain) + `\` + strings.ToLower(username)
 }
@@ -520,7 +542,8 @@ func userKey(domain, username string) string {
 // Load merges f into the world. It validates the whole fixture first and
 // changes nothing when any part is wrong; duplicates of what is already
 // loaded are errors too. Containers named by stores but not declared are
-// created, and so are store types. Its cost is linear in the fixture.
+// created, and so are store types. Its cost is linear in the fixture (n log
+// n when its certificate ids are out of order).
 func (s *Server) Load(f Fixture) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -608,7 +631,7 @@ func (s *Server) Load(f Fixture) error {
 	stores := map[string]*Store{}
 	var storeOrder []string
 	for i, st := range f.Stores {
-		st.Id = strings.ToLower(strings.TrimSpace(st.Id))
+		st.Id = storeKey(st.Id)
 		if st.Id == "" {
 			bad("store %d: Id is empty", i+1)
 			continue
@@ -629,7 +652,7 @@ func (s *Server) Load(f Fixture) error {
 			fillStoreTypeNames(t)
 			storeTypes[st.CertStoreType] = t
 		}
-		st.Properties = copyMap(st.Properties)
+		st.Properties = maps.Clone(st.Properties)
 		stores[st.Id] = &st
 		storeOrder = append(storeOrder, st.Id)
 	}
@@ -693,9 +716,11 @@ func (s *Server) Load(f Fixture) error {
 		}
 		for _, l := range rec.Locations {
 			k := locKey{l.CertStoreId, strings.ToLower(l.Alias)}
-			if other, taken := s.world.locs[k]; taken && other != rec.Id {
-				bad("certificate %d: store %s alias %q is already held by certificate %d", rec.Id, l.CertStoreId, l.Alias, other)
-			} else if other, taken := locs[k]; taken && other != rec.Id {
+			other, taken := s.world.locs[k]
+			if !taken {
+				other, taken = locs[k]
+			}
+			if taken && other != rec.Id {
 				bad("certificate %d: store %s alias %q is already held by certificate %d", rec.Id, l.CertStoreId, l.Alias, other)
 			}
 			locs[k] = rec.Id
@@ -750,24 +775,10 @@ func (s *Server) Load(f Fixture) error {
 		s.collections[k] = v
 	}
 	for _, rec := range certs {
-		rec.templateID = s.names.id(&s.names.templates, rec.TemplateName)
-		rec.caID = s.names.id(&s.names.cas, rec.CertificateAuthorityName)
-		rec.requesterID = s.names.id(&s.names.requesters, rec.RequesterName)
+		s.numberNames(rec)
 	}
 	s.world.addAll(certs)
-	s.world.maxID = maxID
 	return nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func checkDisposition(d string) error {
@@ -834,13 +845,12 @@ func (s *Server) fixtureCertificate(c Certificate, now time.Time, newStores map[
 	if c.PrincipalId != nil {
 		v := *c.PrincipalId
 		c.PrincipalId = &v
-	} else if s.opts.NumericPrincipalId {
-		v := 100 + c.Id%900
-		c.PrincipalId = &v
+	} else {
+		c.PrincipalId = s.defaultPrincipal(c.Id)
 	}
 	locs := make([]Location, 0, len(c.Locations))
 	for _, l := range c.Locations {
-		l.CertStoreId = strings.ToLower(strings.TrimSpace(l.CertStoreId))
+		l.CertStoreId = storeKey(l.CertStoreId)
 		st := s.stores[l.CertStoreId]
 		if st == nil {
 			st = newStores[l.CertStoreId]
@@ -934,7 +944,7 @@ func (s *Server) FailJobs(storeID, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settle(s.now())
-	id := strings.ToLower(strings.TrimSpace(storeID))
+	id := storeKey(storeID)
 	if message == "" {
 		delete(s.failJobs, id)
 		return
@@ -972,7 +982,7 @@ func (s *Server) AddLocation(certID int, storeID, alias string) error {
 	if rec == nil {
 		return fmt.Errorf("add location: certificate %d: %w", certID, errNotFound)
 	}
-	st := s.stores[strings.ToLower(strings.TrimSpace(storeID))]
+	st := s.stores[storeKey(storeID)]
 	if st == nil {
 		return fmt.Errorf("add location: store %s: %w", storeID, errNotFound)
 	}
@@ -993,7 +1003,7 @@ func (s *Server) RemoveLocation(certID int, storeID string) error {
 	if rec == nil {
 		return fmt.Errorf("remove location: certificate %d: %w", certID, errNotFound)
 	}
-	id := strings.ToLower(strings.TrimSpace(storeID))
+	id := storeKey(storeID)
 	if !s.world.removeFromStore(rec, id) {
 		return fmt.Errorf("remove location: certificate %d is not in store %s: %w", certID, storeID, errNotFound)
 	}

@@ -64,7 +64,7 @@ func TestLoadValidates(t *testing.T) {
 		if err := s.Load(Fixture{
 			Users:        []User{{Username: "alice", Domain: "CORP", Password: "x"}},
 			Stores:       []Store{{Id: storeK8s}},
-			Certificates: []Certificate{{Id: 1, Thumbprint: "AB"}},
+			Certificates: []Certificate{{Id: 1, Thumbprint: "AB", Locations: []Location{{CertStoreId: storeK8s, Alias: "tls"}}}},
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -86,6 +86,12 @@ func TestLoadValidates(t *testing.T) {
 		{"bad thumbprint", Fixture{Certificates: []Certificate{{Id: 3, Thumbprint: "XYZ"}}}, "not hex"},
 		{"inverted validity", Fixture{Certificates: []Certificate{{Id: 4, NotBefore: t0, NotAfter: t0.Add(-time.Hour)}}}, "not after"},
 		{"template without name", Fixture{Templates: []Template{{}}}, "Name is empty"},
+		{"alias held in the world", Fixture{Certificates: []Certificate{{Id: 2, Locations: []Location{{CertStoreId: strings.ToUpper(storeK8s), Alias: "TLS"}}}}},
+			`alias "TLS" is already held by certificate 1`},
+		{"alias held twice in the fixture", Fixture{Certificates: []Certificate{
+			{Id: 2, Locations: []Location{{CertStoreId: storeK8s, Alias: "app"}}},
+			{Id: 3, Locations: []Location{{CertStoreId: storeK8s, Alias: "app"}}},
+		}}, `alias "app" is already held by certificate 2`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
