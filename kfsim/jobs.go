@@ -7,9 +7,10 @@ import (
 )
 
 // Job history values. The v10 OpenAPI file declares Result 0–4 and Status
-// 0–5 without names; the terraform provider's synthetic cassettes treat
-// Result 2 as success, Result 4 as failure and Status 3 as completed, and the
-// simulator follows them (UNCONFIRMED).
+// 0–5 without names; Keyfactor's documentation (v11.3, v11.4, Hosted v24.4)
+// and the terraform provider's synthetic cassettes name Result 2 success,
+// Result 4 failure and Status 3 completed. No recording of a real Command
+// shows them, so they stay unconfirmed on the wire.
 const (
 	jobResultSuccess = 2
 	jobResultFailure = 4
