@@ -351,9 +351,11 @@ func LoadFixture(path string) (Fixture, error) {
 }
 
 // Server is the simulated Command. Create it with New, fill it with Load,
-// and mount it as an http.Handler. All state sits behind one mutex, and
-// every lookup a request makes goes through an index, so a request costs
-// the same in a world of a thousand certificates as in one of a million.
+// and mount it as an http.Handler. All state sits behind one mutex. Lookups
+// by id, thumbprint, request id, subject and store entry go through an
+// index, so the requests runner makes cost the same in a world of a
+// thousand certificates as in one of a million; a query on another field
+// scans.
 type Server struct {
 	opts          Options
 	base          string // "/KeyfactorAPI"
