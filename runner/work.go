@@ -70,6 +70,12 @@ func (s *run) resume(ctx context.Context, t *target) {
 	s.deploy(ctx, t, r, req)
 }
 
+// The details of a Renew abandoned by an interrupt: nothing was processed.
+const (
+	notSentInterrupted = "not renewed: run interrupted before Renew was sent"
+	retryInterrupted   = "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)"
+)
+
 // renew sends POST /Enrollment/Renew for the target's current certificate,
 // journaling the attempt first (synced to disk before the request goes
 // out). It retries only what Command surely did not process, and settles an
@@ -91,14 +97,14 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 	// The attempt is on disk; now wait for one of the places of a
 	// renew→deploy pair (pairSlots).
 	if !s.pairs.take(ctx) {
-		return s.abandon(t, r, "not renewed: run interrupted before Renew was sent", nil)
+		return s.abandon(t, r, notSentInterrupted, nil)
 	}
 	t.pair = true
 	req := keyfactor.RenewalRequest{CertificateId: cur.Id, Template: t.job.Template, CertificateAuthority: t.job.CertificateAuthority}
 	var bo backoff
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
-			return s.abandon(t, r, "not renewed: run interrupted before Renew was sent", nil)
+			return s.abandon(t, r, notSentInterrupted, nil)
 		}
 		sent := s.cfg.Now().UTC()
 		req.Timestamp = sent
@@ -111,10 +117,10 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 		switch keyfactor.Classify(err) {
 		case keyfactor.Retryable:
 			if ctx.Err() != nil {
-				detail := "not renewed: run interrupted before Renew was sent"
+				detail := notSentInterrupted
 				var apiErr *keyfactor.APIError
 				if errors.As(err, &apiErr) {
-					detail = "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)"
+					detail = retryInterrupted
 				}
 				return s.abandon(t, r, detail, err)
 			}
@@ -124,7 +130,7 @@ func (s *run) renew(ctx context.Context, t *target) (journal.Renewal, bool) {
 				if keyfactor.Sleep(ctx, wait) == nil {
 					continue
 				}
-				return s.abandon(t, r, "not renewed: run interrupted while waiting to retry Renew (Command had not processed it)", err)
+				return s.abandon(t, r, retryInterrupted, err)
 			}
 			return s.abandon(t, r, fmt.Sprintf("not renewed: Command did not process Renew after %d attempts: %s", attempt, apiMessage(err)), err)
 		case keyfactor.Unknown:
