@@ -54,7 +54,7 @@ func parseThumbprint(s string) (string, error) {
 		return r
 	}, s)
 	for _, r := range t {
-		if !isHex(r) {
+		if r >= 0x80 || hexValue[r] < 0 {
 			return "", &valueError{problem: fmt.Sprintf("not a thumbprint (%q is not a hex digit)", r), value: s, expected: expected}
 		}
 	}
@@ -107,10 +107,6 @@ var hexValue = func() (t [256]int8) {
 	}
 	return t
 }()
-
-func isHex(r rune) bool {
-	return r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'
-}
 
 func parseBool(s string) (bool, error) {
 	switch strings.ToLower(s) {
